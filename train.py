@@ -422,12 +422,14 @@ def main(argv=None):
     if primary:
         _logger.info(f'Model {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters')
 
-    data_config = resolve_data_config(vars(args), model=model, verbose=primary)
+    data_config = resolve_data_config(vars(args), model=model)
     if args.in_chans == 1 and len(data_config['mean']) != 1:
         # grey images: one mean/std value (timm's defaults are per RGB channel)
         data_config['mean'] = (sum(data_config['mean']) / len(data_config['mean']),)
         data_config['std'] = (sum(data_config['std']) / len(data_config['std']),)
     data_config['input_size'] = (args.in_chans,) + tuple(data_config['input_size'][1:])
+    if primary:
+        _logger.info('Data config: ' + ', '.join(f'{k} {v}' for k, v in data_config.items()))
 
     model.to(device)
     optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args))
@@ -455,7 +457,10 @@ def main(argv=None):
         color_jitter=args.color_jitter, auto_augment=args.aa, num_aug_repeats=args.aug_repeats,
         num_aug_splits=args.aug_splits, interpolation=args.train_interpolation, mean=data_config['mean'],
         std=data_config['std'], num_workers=args.workers, distributed=args.distributed, collate_fn=collate_fn,
-        pin_memory=args.pin_mem, device=device, use_prefetcher=args.prefetcher)
+        pin_memory=args.pin_mem, device=device, use_prefetcher=args.prefetcher,
+        # workers restart each epoch (a few seconds) so that an epoch's augmentations depend only on
+        # (seed, epoch): a resumed run then sees exactly the batches of the uninterrupted one
+        persistent_workers=False)
     loader_eval = create_loader(
         dataset_eval, input_size=data_config['input_size'],
         batch_size=args.validation_batch_size or args.batch_size, is_training=False,
