@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Evaluate a DynaMixer (or any timm) model on a labelled image dataset: top-1, top-5, loss, images/s.
+
+    python validate.py /data/imagenet --model dynamixer_s --checkpoint output/train/<run>/model_best.pth.tar
+    python validate.py --dataset fashion_mnist --model dynamixer_xs --img-size 28 --in-chans 1 \
+        --num-classes 10 --checkpoint output/train/<run>/model_best.pth.tar --results-file results.json
+    python validate.py /data/cifar --dataset torch/cifar10 --model dynamixer_xs --num-classes 10 --checkpoint ...
+
+Flags keep timm's validate.py names. Checkpoints: ours (train.py, `state_dict`/`state_dict_ema`), timm's,
+a bare state dict, safetensors, or the authors' reference layout (mapped by the model's
+`checkpoint_filter_fn`). Bad inputs (missing/corrupt checkpoint, a checkpoint of another variant or class
+count, missing data) end with one `error: ...` line on stderr and exit status 2.
+"""
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import timm
+from timm.data import create_loader, resolve_data_config
+from timm.utils import setup_default_logging
+
+import dynamixer  # noqa: F401  registers dynamixer_* with timm
+from dynamixer.checkpoint import CheckpointError, load_checkpoint_file, state_dict_from_checkpoint
+from dynamixer.data import DataError, create_image_dataset, dataset_num_classes, log_skipped_files
+from dynamixer.engine import TrainingError, evaluate
+
+_logger = logging.getLogger('validate')
+
+
+class InputError(Exception):
+    """A bad command line input (model, checkpoint fit, device); the message is one line saying what to do."""
+
+
+parser = argparse.ArgumentParser(description='Evaluate a timm / DynaMixer model on an image dataset')
+parser.add_argument('data', nargs='?', metavar='DIR', help='path to dataset (positional is *deprecated*, use --data-dir)')
+parser.add_argument('--data-dir', metavar='DIR', help='path to dataset (root dir)')
+parser.add_argument('--dataset', metavar='NAME', default='',
+                    help='dataset type: "" (image folder, default), fashion_mnist, torch/cifar10, torch/cifar100, ...')
+parser.add_argument('--split', metavar='NAME', default='validation', help='dataset split (default: validation)')
+parser.add_argument('--dataset-download', action='store_true', help='allow download of torch/ datasets')
+parser.add_argument('--class-map', default='', metavar='FILENAME', help='path to class to idx mapping file')
+parser.add_argument('--num-samples', type=int, default=None, metavar='N',
+                    help='evaluate a deterministic class-balanced subset of N samples (default: all)')
+parser.add_argument('--strict-data', action='store_true',
+                    help='stop at the first unreadable image instead of skipping it with a warning')
+parser.add_argument('--model', '-m', metavar='NAME', default='dynamixer_s', help='model architecture (default: dynamixer_s)')
+parser.add_argument('--pretrained', action='store_true', help="use the model's pretrained weights")
+parser.add_argument('--checkpoint', default='', metavar='FILE', help='checkpoint file to evaluate')
+parser.add_argument('--use-ema', action='store_true', help="use the checkpoint's EMA weights (state_dict_ema)")
+parser.add_argument('--num-classes', type=int, default=None, help='number of label classes (default: the model default)')
+parser.add_argument('--img-size', type=int, default=None, metavar='N', help='input image size (default: the model default)')
+parser.add_argument('--in-chans', type=int, default=None, metavar='N', help='image input channels, 1 or 3 (default: 3)')
+parser.add_argument('--crop-pct', type=float, default=None, metavar='PCT', help='center crop fraction (default: the model default)')
+parser.add_argument('--crop-mode', default=None, metavar='MODE', help='crop mode: center, squash, border')
+parser.add_argument('--mean', type=float, nargs='+', default=None, metavar='MEAN', help='override dataset mean')
+parser.add_argument('--std', type=float, nargs='+', default=None, metavar='STD', help='override dataset std')
+parser.add_argument('--interpolation', default='', metavar='NAME', help='image resize interpolation (default: the model default)')
+parser.add_argument('-b', '--batch-size', type=int, default=256, metavar='N', help='mini-batch size (default: 256)')
+parser.add_argument('-j', '--workers', type=int, default=4, metavar='N', help='data loading workers (default: 4)')
+parser.add_argument('--no-prefetcher', action='store_true', help='normalise on the CPU instead of the device')
+parser.add_argument('--amp', action='store_true', help='use mixed precision (autocast)')
+parser.add_argument('--amp-dtype', default='float16', choices=('float16', 'bfloat16'), help='autocast dtype (default: float16)')
+parser.add_argument('--device', default=None, help='device (default: cuda if available, else cpu)')
+parser.add_argument('--log-freq', type=int, default=10, metavar='N', help='batch logging frequency (default: 10)')
+parser.add_argument('--results-file', default='', metavar='FILE', help='write the results to FILE (.json or .csv)')
+
+
+def create_model(args: argparse.Namespace) -> nn.Module:
+    kwargs = {k: v for k, v in dict(num_classes=args.num_classes, in_chans=args.in_chans, img_size=args.img_size).items()
+              if v is not None}
+    if ':' not in args.model and not timm.is_model(args.model.split('.')[0]):  # hf-hub:/local-dir: go to timm
+        similar = timm.list_models(f'*{args.model.split("_")[0]}*')[:8]
+        raise InputError(f'--model {args.model}: unknown model' + (f' (similar: {", ".join(similar)})' if similar else ''))
+    try:
+        return timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
+    except (TypeError, ValueError, RuntimeError, OSError) as e:  # unknown kwarg, bad size, weights not downloadable
+        flags = ' '.join(f'--{k.replace("_", "-")} {v}' for k, v in kwargs.items())
+        raise InputError(f'cannot create {args.model} {flags}'.rstrip() + f': {str(e).splitlines()[0]}') from None
+
+
+def load_weights(model: nn.Module, path: str, model_name: str, use_ema: bool = False) -> None:
+    """Load a checkpoint file into `model`, mapping other layouts with the model's `checkpoint_filter_fn`.
+
+    Raises:
+        CheckpointError: the file is missing, truncated or not a checkpoint.
+        InputError: the weights are of another architecture, class count, input size or channel count.
+    """
+    checkpoint = load_checkpoint_file(path)
+    if use_ema and not any(isinstance(checkpoint.get(k), dict) for k in ('state_dict_ema', 'model_ema')):
+        raise InputError(f"checkpoint '{path}' holds no EMA weights (state_dict_ema): drop --use-ema")
+    state_dict = {k: v for k, v in state_dict_from_checkpoint(checkpoint, use_ema).items() if isinstance(v, torch.Tensor)}
+    own = model.state_dict()
+    fits = state_dict.keys() == own.keys() and all(state_dict[k].shape == v.shape for k, v in own.items())
+    filter_fn = getattr(sys.modules.get(type(model).__module__), 'checkpoint_filter_fn', None)
+    if not fits and filter_fn is not None:  # another layout (the reference's) or another input size
+        try:
+            state_dict = filter_fn(state_dict, model)
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise InputError(f"checkpoint '{path}': {str(e).splitlines()[0]}; "
+                             f'pass the --model it was trained with') from None
+
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = {k: (tuple(state_dict[k].shape), tuple(v.shape)) for k, v in own.items()
+             if k in state_dict and state_dict[k].shape != v.shape}
+    cfg = getattr(model, 'pretrained_cfg', {}) or {}
+    classifier, first_conv = cfg.get('classifier', 'head'), cfg.get('first_conv', '')
+    classifiers = {f'{c}.weight' for c in ((classifier,) if isinstance(classifier, str) else classifier)}
+    if not missing and not unexpected and wrong:
+        key = next(iter(wrong))
+        (ckpt_shape, model_shape) = wrong[key]
+        if set(wrong) <= classifiers | {k.replace('.weight', '.bias') for k in classifiers}:
+            raise InputError(f"checkpoint '{path}' has {ckpt_shape[0]} classes but the model was built for "
+                             f'{model_shape[0]}: pass --num-classes {ckpt_shape[0]}')
+        if set(wrong) == {f'{first_conv}.weight'}:
+            raise InputError(f"checkpoint '{path}' takes {ckpt_shape[1]}-channel images but the model was built for "
+                             f'{model_shape[1]}: pass --in-chans {ckpt_shape[1]}')
+    if missing or unexpected or wrong:
+        details = [f'{len(missing)} missing keys (e.g. {missing[0]})' if missing else '',
+                   f'{len(unexpected)} unexpected keys (e.g. {unexpected[0]})' if unexpected else '',
+                   '{} shape mismatches (e.g. {} {} in the checkpoint vs {} in the model)'.format(
+                       len(wrong), *next((k, *s) for k, s in wrong.items())) if wrong else '']
+        raise InputError(f"checkpoint '{path}' does not fit {model_name}: " + ', '.join(d for d in details if d)
+                         + '; pass the --model, --img-size, --in-chans and --num-classes it was trained with')
+    model.load_state_dict(state_dict)
+
+
+def _fit_channels(values, n: int):
+    """Normalisation stats for n channels: a 3-channel default is averaged for grey input."""
+    values = tuple(values)
+    if len(values) == n:
+        return values
+    if len(values) == 1:
+        return values * n
+    return (sum(values) / len(values),) * n
+
+
+def validate(args: argparse.Namespace) -> Dict:
+    """Build model, data and loader from `args`, evaluate, and return the results dict."""
+    if args.device:
+        device = torch.device(args.device)
+    else:
+        device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+
+    model = create_model(args)
+    if args.checkpoint:
+        load_weights(model, args.checkpoint, args.model, args.use_ema)
+    elif not args.pretrained:
+        _logger.warning('no --checkpoint and no --pretrained: evaluating randomly initialised weights')
+    param_count = sum(p.numel() for p in model.parameters())
+    model = model.to(device).eval()
+
+    in_chans = args.in_chans or 3
+    data_config = resolve_data_config(dict(vars(args), in_chans=in_chans), model=model)
+    input_size = (in_chans, *data_config['input_size'][1:])
+    mean, std = _fit_channels(data_config['mean'], in_chans), _fit_channels(data_config['std'], in_chans)
+
+    root = args.data_dir or args.data
+    dataset = create_image_dataset(
+        args.dataset, root, args.split, is_training=False, strict=args.strict_data, num_samples=args.num_samples,
+        in_chans=in_chans, download=args.dataset_download, class_map=args.class_map)
+    data_classes = dataset_num_classes(dataset)
+    if data_classes is not None and data_classes > model.num_classes:
+        raise InputError(f'the dataset in {root or args.dataset} has {data_classes} classes but the model has '
+                         f'{model.num_classes} outputs: pass --num-classes {data_classes} (and a checkpoint trained on it)')
+
+    loader = create_loader(
+        dataset, input_size=input_size, batch_size=args.batch_size, use_prefetcher=not args.no_prefetcher,
+        interpolation=data_config['interpolation'], mean=mean, std=std, num_workers=args.workers,
+        crop_pct=data_config['crop_pct'], crop_mode=data_config['crop_mode'], pin_memory=device.type == 'cuda',
+        device=device)
+    amp_dtype = getattr(torch, args.amp_dtype) if args.amp else None
+
+    start = time.perf_counter()
+    try:
+        metrics = evaluate(model, loader, nn.CrossEntropyLoss().to(device), device, amp_dtype=amp_dtype,
+                           log_interval=args.log_freq)
+    except ValueError as e:  # the model rejects the input size or channels; its message says what to do
+        raise InputError(str(e).splitlines()[0]) from None
+    elapsed = time.perf_counter() - start
+    skipped = log_skipped_files(dataset, 'during validation')
+
+    return dict(
+        model=args.model, checkpoint=args.checkpoint, dataset=args.dataset or 'folder', data_dir=root or '',
+        split=args.split, num_images=len(dataset) - skipped, skipped_files=skipped,
+        top1=round(metrics['top1'], 4), top1_err=round(100 - metrics['top1'], 4),
+        top5=round(metrics['top5'], 4), top5_err=round(100 - metrics['top5'], 4), loss=round(metrics['loss'], 6),
+        images_per_sec=round(len(dataset) / elapsed, 2), param_count=round(param_count / 1e6, 3),
+        img_size=input_size[-1], in_chans=in_chans, crop_pct=data_config['crop_pct'],
+        interpolation=data_config['interpolation'], use_ema=args.use_ema, amp=args.amp_dtype if args.amp else '',
+        device=str(device),
+    )
+
+
+def write_results(results: Dict, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        if path.endswith('.csv'):
+            writer = csv.DictWriter(f, fieldnames=list(results))
+            writer.writeheader()
+            writer.writerow(results)
+        else:
+            json.dump(results, f, indent=2)
+            f.write('\n')
+
+
+def main(argv: Optional[list] = None) -> int:
+    setup_default_logging()
+    args = parser.parse_args(argv)
+    if args.results_file and os.path.splitext(args.results_file)[1] not in ('.json', '.csv'):
+        parser.error(f'--results-file {args.results_file}: the name must end in .json or .csv')
+    try:
+        results = validate(args)
+    except (CheckpointError, DataError, InputError, TrainingError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+
+    print(f"* Acc@1 {results['top1']:.3f} ({results['top1_err']:.3f})  Acc@5 {results['top5']:.3f} "
+          f"({results['top5_err']:.3f})  loss {results['loss']:.4f}  "
+          f"{results['num_images']} images, {results['images_per_sec']:.1f} images/s")
+    print(json.dumps(results, indent=2))
+    if args.results_file:
+        write_results(results, args.results_file)
+        _logger.info(f'results written to {args.results_file}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
