@@ -1,0 +1,142 @@
+"""The training and evaluation loops of dynamixer.engine, on tiny in-memory models and data."""
+import logging
+
+import pytest
+import torch
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from timm.utils import ModelEmaV3
+
+from dynamixer.checkpoint import get_rng_state
+from dynamixer.engine import DeviceOutOfMemoryError, NonFiniteLossError, evaluate, train_one_epoch
+
+CPU = torch.device('cpu')
+
+
+def _batches(n_batches=6, batch_size=4, num_classes=3, seed=0):
+    """A list of (input, target) batches: a linearly separable 3-class problem in 8 dims."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(num_classes, 8, generator=g) * 3
+    out = []
+    for _ in range(n_batches):
+        target = torch.randint(0, num_classes, (batch_size,), generator=g)
+        out.append((centres[target] + torch.randn(batch_size, 8, generator=g) * 0.1, target))
+    return out
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 3))
+
+
+def _train(model, loader, lr=0.1, **kwargs):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    return train_one_epoch(0, model, loader, optimizer, torch.nn.CrossEntropyLoss(), CPU, **kwargs), optimizer
+
+
+def test_training_lowers_loss_and_evaluate_reports_loss_top1_top5():
+    model, data = _model(), _batches()
+    before = evaluate(model, data, torch.nn.CrossEntropyLoss(), CPU)
+    for _ in range(5):
+        metrics, _ = _train(model, data)
+    after = evaluate(model, data, torch.nn.CrossEntropyLoss(), CPU)
+    assert set(before) == {'loss', 'top1', 'top5'} and set(metrics) == {'loss', 'lr'}
+    assert after['loss'] < before['loss'] / 2
+    assert after['top1'] == 100.0 and after['top5'] == 100.0  # 3 classes: top-5 is top-3
+    assert metrics['lr'] == pytest.approx(0.1)
+
+
+def test_evaluate_counts_top1_and_top5_exactly():
+    # 10 classes, 4 samples: target ranked 1st, 2nd, 5th and 6th by the logits
+    logits = torch.arange(10.).flip(0).repeat(4, 1)  # class 0 highest ... class 9 lowest
+    target = torch.tensor([0, 1, 4, 5])
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return logits[: x.shape[0]]
+
+    out = evaluate(Fixed(), [(torch.zeros(4, 1), target)], torch.nn.CrossEntropyLoss(), CPU)
+    assert out['top1'] == pytest.approx(25.0) and out['top5'] == pytest.approx(75.0)
+    assert out['loss'] == pytest.approx(torch.nn.functional.cross_entropy(logits, target).item())
+
+
+def test_grad_accumulation_equals_one_large_batch():
+    data = _batches(n_batches=4, batch_size=4)
+    big = [(torch.cat([a[0] for a in data[i:i + 2]]), torch.cat([a[1] for a in data[i:i + 2]])) for i in (0, 2)]
+    m_accum, m_big = _model(), _model()
+    _train(m_accum, data, grad_accum_steps=2)
+    _train(m_big, big)
+    for a, b in zip(m_accum.parameters(), m_big.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_grad_clipping_bounds_the_update():
+    model = _model()
+    before = torch.cat([p.detach().flatten() for p in model.parameters()])
+    _train(model, _batches(n_batches=1), lr=1.0, clip_grad=0.01)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (after - before).norm() <= 0.01 + 1e-6  # SGD lr 1: update = clipped gradient
+
+
+def test_nan_loss_stops_with_step_epoch_lr_and_advice():
+    data = _batches()
+    data[2] = (torch.full_like(data[2][0], float('nan')), data[2][1])
+    with pytest.raises(NonFiniteLossError) as e:
+        _train(_model(), data, lr=0.05)
+    msg = str(e.value)
+    assert 'nan' in msg and 'step 3/6 of epoch 0' in msg and 'lr 0.05' in msg
+    assert '--lr' in msg and '--clip-grad' in msg and 'bfloat16' in msg
+
+
+def test_out_of_memory_names_batch_size_and_suggests_grad_accum():
+    class Oom(torch.nn.Module):
+        def forward(self, x):
+            raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 3), Oom())
+    with pytest.raises(DeviceOutOfMemoryError) as e:
+        _train(model, _batches(batch_size=4))
+    assert 'batch size 4' in str(e.value) and '--grad-accum-steps 2' in str(e.value)
+
+
+def test_mixup_and_ema_are_applied():
+    model = _model()
+    ema = ModelEmaV3(model, decay=0.5)
+    mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=0., label_smoothing=0.1, num_classes=3)
+    data = _batches(batch_size=4)  # Mixup needs an even batch
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_one_epoch(0, model, data, optimizer, SoftTargetCrossEntropy(), CPU, mixup_fn=mixup, model_ema=ema)
+    model_w, ema_w = model[0].weight.detach(), ema.module[0].weight.detach()
+    assert not torch.equal(model_w, ema_w)  # the EMA lags behind the model
+    assert (ema_w - model_w).abs().max() < 1.0
+
+
+def test_recovery_hook_runs_every_n_steps_and_resume_skips_done_steps():
+    data = _batches(n_batches=7)
+    calls = []
+
+    def recovery_fn(epoch, step, state):
+        calls.append((epoch, step, state['loss_count'], get_rng_state()))
+
+    torch.manual_seed(1)
+    model_full = _model()
+    full, _ = _train(model_full, data, recovery_interval=3, recovery_fn=recovery_fn)
+    assert [c[:3] for c in calls] == [(0, 3, 12), (0, 6, 24)]
+
+    # resume after step 3 from a model that has seen exactly those steps (plain SGD: no optimizer state)
+    model_part = _model()
+    first, _ = _train(model_part, data[:3])
+    resumed, _ = _train(model_part, data, resume_state=dict(step=3, rng_state=calls[0][3],
+                                                            loss_sum=first['loss'] * 12, loss_count=12))
+    for a, b in zip(model_full.parameters(), model_part.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert resumed['loss'] == pytest.approx(full['loss'], rel=1e-6)
+
+
+def test_log_line_has_loss_lr_throughput_and_eta(caplog):
+    with caplog.at_level(logging.INFO, logger='dynamixer.engine'):
+        _train(_model(), _batches(n_batches=4), log_interval=2)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('Train:')]
+    assert len(lines) == 2
+    for line in lines:
+        assert 'Loss:' in line and 'LR: 1.000e-01' in line and 'img/s' in line and 'ETA:' in line

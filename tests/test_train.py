@@ -1,0 +1,227 @@
+"""train.py end to end on tiny generated image folders (CPU, dynamixer_xs), plus its flag and config parsing."""
+import csv
+import glob
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, cpu_env, run_train
+from dynamixer.checkpoint import load_checkpoint_file
+
+REFERENCE_FLAGS = ('-b 256 -j 8 --opt adamw --epochs 300 --sched cosine --apex-amp --img-size 224 --drop-path 0.1 '
+                   '--lr 2e-3 --weight-decay 0.05 --remode pixel --reprob 0.25 --aa rand-m9-mstd0.5-inc1 '
+                   '--smoothing 0.1 --mixup 0.8 --cutmix 1.0 --warmup-lr 1e-6 --warmup-epochs 20').split()
+
+# a quick recipe for dynamixer_xs on the 32 px test images: 8 optimizer steps per epoch
+QUICK = ['--model', 'dynamixer_xs', '--img-size', '32', '-b', '3', '-j', '0', '--opt', 'adamw', '--lr', '1e-3',
+         '--warmup-epochs', '0', '--log-interval', '100']
+
+
+def _train_module():
+    spec = importlib.util.spec_from_file_location('train_script', os.path.join(REPO, 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _summary(path):
+    with open(os.path.join(path, 'summary.csv'), newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_clean_error(result, *fragments):
+    """One `error: ...` line on stderr, exit status 2, no traceback."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: '), last
+    for fragment in fragments:
+        assert fragment in last, last
+
+
+# --- flags and configs (in-process, fast) ------------------------------------------------------------------
+
+def test_config_file_sets_defaults_and_command_line_overrides(tmp_path):
+    train = _train_module()
+    cfg = tmp_path / 'c.yaml'
+    cfg.write_text('model: dynamixer_xs\nlr: 0.5\ndrop_path: 0.2\n')
+    args, text = train._parse_args(['-c', str(cfg), '/data', '--lr', '0.25'])
+    assert (args.model, args.lr, args.drop_path, args.data) == ('dynamixer_xs', 0.25, 0.2, '/data')
+    assert yaml.safe_load(text)['lr'] == 0.25
+
+
+def test_unknown_yaml_key_is_an_error_naming_it(tmp_path):
+    train = _train_module()
+    cfg = tmp_path / 'c.yaml'
+    cfg.write_text('model: dynamixer_xs\nlearning_rate: 0.1\ndrop_pth: 0.1\n')
+    with pytest.raises(train.ConfigError, match='unknown keys drop_pth, learning_rate'):
+        train._parse_args(['-c', str(cfg)])
+
+
+@pytest.mark.parametrize('name, batch, drop_path', [('s', 256, 0.1), ('m', 128, 0.1), ('l', 64, 0.3)])
+def test_in1k_configs_hold_the_paper_recipe(name, batch, drop_path):
+    train = _train_module()
+    args, _ = train._parse_args(['-c', os.path.join(REPO, 'configs', f'dynamixer_{name}_in1k.yaml')])
+    assert (args.model, args.batch_size, args.drop_path) == (f'dynamixer_{name}', batch, drop_path)
+    assert (args.opt, args.lr, args.weight_decay, args.sched, args.epochs) == ('adamw', 2e-3, 0.05, 'cosine', 300)
+    assert (args.warmup_epochs, args.warmup_lr, args.aa) == (20, 1e-6, 'rand-m9-mstd0.5-inc1')
+    assert (args.reprob, args.remode, args.mixup, args.cutmix, args.smoothing) == (0.25, 'pixel', 0.8, 1.0, 0.1)
+
+
+def test_every_config_parses_and_starts_with_a_comment():
+    train = _train_module()
+    paths = sorted(glob.glob(os.path.join(REPO, 'configs', '*.yaml')))
+    assert len(paths) >= 6
+    for path in paths:
+        with open(path) as f:
+            assert f.readline().startswith('# '), path
+        train._parse_args(['-c', path])
+
+
+@pytest.mark.parametrize('model, batch, drop_path', [('dynamixer_s', '256', '0.1'), ('dynamixer_m', '128', '0.1'),
+                                                     ('dynamixer_l', '64', '0.3')])
+def test_reference_readme_command_parses_with_apex_falling_back_to_native_amp(model, batch, drop_path):
+    train = _train_module()
+    flags = ['/imagenet', '--model', model] + REFERENCE_FLAGS
+    flags[flags.index('-b') + 1], flags[flags.index('--drop-path') + 1] = batch, drop_path
+    args = train._resolve_args(train._parse_args(flags)[0])
+    assert args.amp and args.apex_amp and args.data_dir == '/imagenet'
+    assert (args.batch_size, args.drop_path, args.lr, args.workers) == (int(batch), float(drop_path), 2e-3, 8)
+
+
+# --- bad inputs: one clear line, exit 2, no traceback (subprocess) ------------------------------------------
+
+def test_missing_data_dir_is_one_clear_error(tmp_path):
+    _assert_clean_error(run_train([tmp_path / 'nope'] + QUICK + ['--output', tmp_path]), str(tmp_path / 'nope'))
+
+
+def test_empty_data_dir_is_one_clear_error(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    _assert_clean_error(run_train([tmp_path / 'empty'] + QUICK + ['--output', tmp_path]), str(tmp_path / 'empty'))
+
+
+def test_unknown_model_is_one_clear_error(tmp_path, image_folder):
+    result = run_train([image_folder, '--model', 'dynamixer_xxl', '--output', tmp_path])
+    _assert_clean_error(result, "unknown model 'dynamixer_xxl'", 'dynamixer_s')
+
+
+def test_unknown_yaml_key_from_the_command_line_is_one_clear_error(tmp_path, image_folder):
+    cfg = tmp_path / 'c.yaml'
+    cfg.write_text('lr: 0.1\nwarmup: 3\n')
+    _assert_clean_error(run_train([image_folder, '-c', cfg]), 'unknown keys warmup')
+
+
+def test_initial_checkpoint_with_other_class_count_says_use_pretrained_path(tmp_path, image_folder):
+    import timm
+    import dynamixer  # noqa: F401
+    ckpt = tmp_path / 'ten_classes.pth'
+    torch.save({'state_dict': timm.create_model('dynamixer_xs', img_size=32, num_classes=10).state_dict()}, ckpt)
+    result = run_train([image_folder] + QUICK + ['--initial-checkpoint', ckpt, '--output', tmp_path])
+    _assert_clean_error(result, 'has 10 classes but the model has 3', '--pretrained-path')
+
+
+def test_corrupt_resume_checkpoint_is_one_clear_error(tmp_path, image_folder):
+    bad = tmp_path / 'last.pth.tar'
+    bad.write_bytes(b'PK\x03\x04 not really a checkpoint')
+    result = run_train([image_folder] + QUICK + ['--resume', bad, '--output', tmp_path])
+    _assert_clean_error(result, str(bad), 'truncated or corrupt')
+
+
+# --- training runs (subprocess) ----------------------------------------------------------------------------
+
+def test_resume_continues_at_the_next_epoch_and_summary_has_each_epoch_once(tmp_path, image_folder):
+    out = tmp_path / 'runs'
+    first = run_train([image_folder] + QUICK + ['--epochs', '3', '--output', out, '--experiment', 'r'])
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = out / 'r'
+    # simulate a run stopped after writing epoch 1's summary row but before its checkpoint: resume from epoch 0
+    os.replace(run / 'checkpoint-0.pth.tar', tmp_path / 'epoch0.pth.tar')
+    assert load_checkpoint_file(tmp_path / 'epoch0.pth.tar')['epoch'] == 0
+    second = run_train([image_folder] + QUICK + ['--epochs', '3', '--output', out, '--experiment', 'r',
+                                                 '--resume', tmp_path / 'epoch0.pth.tar'])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert 'starting epoch 1' in second.stderr
+    assert [r['epoch'] for r in _summary(run)] == ['0', '1', '2']
+    assert load_checkpoint_file(run / 'last.pth.tar')['epoch'] == 2
+    assert 'Final top-1' in second.stdout
+
+
+def test_new_run_never_overwrites_an_existing_experiment(tmp_path, image_folder):
+    out = tmp_path / 'runs'
+    args = [image_folder] + QUICK + ['--epochs', '1', '--output', out, '--experiment', 'exp']
+    assert run_train(args).returncode == 0
+    before = {p: os.stat(p).st_mtime_ns for p in glob.glob(str(out / 'exp' / '*'))}
+    result = run_train(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p: os.stat(p).st_mtime_ns for p in glob.glob(str(out / 'exp' / '*'))} == before
+    assert sorted(os.listdir(out / 'exp-1')) == sorted(os.listdir(out / 'exp'))
+
+
+def test_finetune_to_other_class_count_and_img_size_with_pretrained_path(tmp_path, image_folder, fresh_image_folder):
+    out = tmp_path / 'runs'
+    src = run_train([image_folder] + QUICK + ['--epochs', '1', '--output', out, '--experiment', 'src'])
+    assert src.returncode == 0, src.stderr[-3000:]
+    five_classes = fresh_image_folder(num_classes=5, per_class=(3, 2), size=28)
+    pretrained = out / 'src' / 'last.pth.tar'
+    quick_28 = [a if a != '32' else '28' for a in QUICK]
+    result = run_train([five_classes] + quick_28 + ['--epochs', '1', '--lr', '1e-9', '--output', out,
+                                                    '--experiment', 'ft', '--pretrained-path', pretrained])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'classifier re-initialised for 5 classes' in result.stderr
+    src_sd = load_checkpoint_file(pretrained)['state_dict']
+    ft_sd = load_checkpoint_file(out / 'ft' / 'last.pth.tar')['state_dict']
+    assert ft_sd['head.weight'].shape[0] == 5 and src_sd['head.weight'].shape[0] == 3
+    # the backbone starts from the pretrained weights (lr 1e-9: still equal after one epoch)
+    torch.testing.assert_close(ft_sd['stem.proj.weight'], src_sd['stem.proj.weight'], rtol=0, atol=1e-6)
+
+
+def test_train_resumes_after_kill_with_identical_metrics(tmp_path, image_folder):
+    """SIGKILL in the middle of epoch 1, then --resume auto: summary.csv equals the uninterrupted run's
+    (tolerance: relative 1e-6; on one machine with the same thread count it is bit-identical)."""
+    out = tmp_path / 'runs'
+    recipe = [image_folder] + QUICK + ['--epochs', '3', '--output', out, '--seed', '7', '--recovery-interval', '2',
+                                       '--mixup', '0.8', '--cutmix', '1.0', '--reprob', '0.25', '--drop-path', '0.1',
+                                       '--aa', 'rand-m9-mstd0.5-inc1', '--model-ema', '--model-ema-decay', '0.9',
+                                       '-b', '2']
+    full = run_train(recipe + ['--experiment', 'full'])
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    cmd = [sys.executable, os.path.join(REPO, 'train.py')] + [str(a) for a in recipe + ['--experiment', 'killed']]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=cpu_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not glob.glob(str(out / 'killed' / 'recovery-1-*.pth.tar')) and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert [r['epoch'] for r in _summary(out / 'killed')] == ['0']
+
+    resumed = run_train(recipe + ['--experiment', 'killed', '--resume', 'auto'])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'starting epoch 1 at step' in resumed.stderr
+    expected, got = _summary(out / 'full'), _summary(out / 'killed')
+    assert [r['epoch'] for r in got] == ['0', '1', '2']
+    for row_expected, row_got in zip(expected, got):
+        for key, value in row_expected.items():
+            assert float(row_got[key]) == pytest.approx(float(value), rel=1e-6), key
+    assert not glob.glob(str(out / 'killed' / 'recovery-*'))  # superseded by the epoch checkpoints
+
+
+def test_fashion_mnist_config_trains_on_grey_images(tmp_path):
+    if not os.path.isdir('/usr/share/datasets/fashion-mnist'):
+        pytest.skip('Fashion-MNIST is not installed')
+    result = run_train(['-c', os.path.join(REPO, 'configs', 'dynamixer_xs_fashion_mnist.yaml'), '--epochs', '1',
+                        '--train-num-samples', '120', '--val-num-samples', '60', '-b', '30', '-j', '0',
+                        '--output', tmp_path, '--experiment', 'fm'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'input_size (1, 28, 28)' in result.stderr and 'mean (0.449' in result.stderr
+    ckpt = load_checkpoint_file(tmp_path / 'fm' / 'last.pth.tar')
+    assert ckpt['state_dict']['head.weight'].shape[0] == 10
+    assert ckpt['args']['in_chans'] == 1
