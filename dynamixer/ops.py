@@ -1,19 +1,372 @@
-"""The DynaMixer token mixer: dispatch between the plain module path and fused fast paths.
+"""The DynaMixer token mixer: dispatch between the plain module path and the fused fast path.
 
 `dynamixer_mix(block, x)` computes `block.combine(block.branches(x))` of a `DynaMixerBlock` (everything of
 the token mixer except its output projection). The plain path is the modules in `dynamixer.model`, written to
-be obviously correct; fast paths must give the same outputs and gradients (tests/test_ops.py).
+be obviously correct; the fused path below gives the same outputs and gradients (tests/test_ops.py).
+
+The fused path (`FusedTokenMix`, one autograd Function per block) differs from the plain path in how, not what:
+  * it stays in the (B, H, W, C) token layout. Only the mixing itself needs a head-major copy of the tokens
+    (the (sequence, head) batch of a row or column cannot be one strided batch of a matmul); the compressed
+    tokens are put head-major by the op that adds their bias (`torch.add(..., out=<permuted view>)`).
+  * one GEMM reads x for the compress layers of both ops (weights concatenated, they are tiny).
+  * reweighting needs mean(h + w + c) before the branches exist: out_h, out_w and mlp_c are linear, so
+    mean(out(M)) = out(mean(M)) is computed from (B, C) means. The per-sample softmax scales a_k then act on
+    the output channels of a branch's Linear, i.e. on the rows of its weight: each branch is one batched GEMM
+    with per-sample weights a_k[b, :, None] * W_k accumulating into y (no (B, H, W, C) elementwise passes).
+  * backward recomputes the L x L mixing matrices from the saved compressed tokens (a few MACs per token)
+    instead of keeping them (at 32x32 tokens they are larger than the activations). It keeps only x and the
+    mixed tokens M_h, M_w of each op (the inputs of the out GEMMs) plus (B, C)-sized statistics.
+  * weight gradients of the per-sample GEMMs come from D_k[b] = dy_b^T X_k,b (one batched GEMM, the same MACs
+    as the usual weight-gradient GEMM): dW_k = sum_b a_k[b, :, None] * D_k[b], and the reweighting gradient
+    da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c] (+ bias term), so the branch outputs are never stored.
+The Function is written with plain aten ops only (no Triton, no C++), so it runs on any device and traces
+through torch.compile without graph breaks.
 """
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
+import torch.fx
+import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from .model import DynaMixerBlock
 
 GENERATORS = ('dynamic', 'static', 'dense')
 
+# parameters of one DynaMixer op, in the order they are passed to FusedTokenMix
+_OP_PARAMS = ('compress.weight', 'compress.bias', 'generate.weight', 'generate.bias', 'static_logits',
+              'out.weight', 'out.bias')
+_NUM_OP_PARAMS = len(_OP_PARAMS)
+
 
 def dynamixer_mix(block: 'DynaMixerBlock', x: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, C) -> (B, H, W, C): the reweighted branches of `block` for input `x`."""
+    """(B, H, W, C) -> (B, H, W, C): the reweighted branches of `block` for input `x`.
+
+    Runs the fused path (`fused_token_mix`); under torch.fx symbolic tracing (timm feature extraction) it
+    takes the plain module path, which traces op by op and computes the same function.
+    """
+    if isinstance(x, torch.fx.Proxy):
+        return block.combine(block.branches(x))
+    return fused_token_mix(block, x)
+
+
+def plain_token_mix(block: 'DynaMixerBlock', x: torch.Tensor) -> torch.Tensor:
+    """The plain, obviously-correct path (the modules of `dynamixer.model`), for tests and benchmarks."""
     return block.combine(block.branches(x))
+
+
+def _op_params(op) -> List[Optional[torch.Tensor]]:
+    return [
+        op.compress.weight if op.compress is not None else None,
+        op.compress.bias if op.compress is not None else None,
+        op.generate.weight if op.generate is not None else None,
+        op.generate.bias if op.generate is not None else None,
+        op.static_logits,
+        op.out.weight,
+        op.out.bias,
+    ]
+
+
+def fused_token_mix(block: 'DynaMixerBlock', x: torch.Tensor) -> torch.Tensor:
+    """The fused path of `block.combine(block.branches(x))`, (B, H, W, C) -> (B, H, W, C)."""
+    ops, axes = [], []  # unique DynaMixer ops, and per mixing branch (axis, index into ops)
+    for axis, op in (('h', block.mix_h), ('w', block.mix_w)):
+        if op is None:
+            continue
+        if len(ops) and op is ops[0]:  # share_op: one op for rows and columns
+            axes.append((axis, 0))
+        else:
+            axes.append((axis, len(ops)))
+            ops.append(op)
+    params: List[Optional[torch.Tensor]] = []
+    for op in ops:
+        params += _op_params(op)
+    params.append(block.mlp_c.weight if block.mlp_c is not None else None)
+    rw = block.reweight
+    if rw is not None:
+        params += [rw.fc1.weight, rw.fc1.bias, rw.fc2.weight, rw.fc2.bias]
+    else:
+        params += [None, None, None, None]
+    # (generator, G, d) per unique op; generator and head layout are static for tracing and compilation
+    op_cfg = tuple((op.generator, op.num_heads, op.reduced_dim) for op in ops)
+    cfg = (tuple(axes), op_cfg, block.mlp_c is not None, rw is not None)
+
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        # run the Function in the autocast dtype with autocast off (its backward runs without autocast)
+        dtype = torch.get_autocast_dtype(device_type)
+        with torch.autocast(device_type, enabled=False):
+            return FusedTokenMix.apply(
+                cfg, x.to(dtype), *[p.to(dtype) if p is not None else None for p in params])
+    return FusedTokenMix.apply(cfg, x, *params)
+
+
+def _softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax in fp32 for half inputs (as autocast does), in the input dtype otherwise."""
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        return torch.softmax(logits, dim, dtype=torch.float32).to(logits.dtype)
+    return torch.softmax(logits, dim)
+
+
+def _softmax_backward(grad: torch.Tensor, prob: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch._softmax_backward_data(grad, prob, dim, prob.dtype)
+
+
+def _head_major(x: torch.Tensor, axis: str, G: int) -> torch.Tensor:
+    """(B, H, W, C) tokens -> (N*G, L, C/G) sequences of one head, contiguous (the one permute copy).
+
+    axis 'h': sequences are columns, N = B*W, L = H; axis 'w': rows, N = B*H, L = W.
+    """
+    B, H, W, C = x.shape
+    x = x.view(B, H, W, G, C // G)
+    if axis == 'h':
+        x = x.permute(0, 2, 3, 1, 4)  # (B, W, G, H, c)
+        L = H
+    else:
+        x = x.permute(0, 1, 3, 2, 4)  # (B, H, G, W, c)
+        L = W
+    return x.contiguous().view(-1, L, C // G)
+
+
+def _token_major_view(t: torch.Tensor, axis: str, B: int, H: int, W: int, G: int) -> torch.Tensor:
+    """A head-major (N*G, L, c) tensor viewed as (B, H, W, G, c) (strided, no copy)."""
+    c = t.shape[-1]
+    if axis == 'h':
+        return t.view(B, W, G, H, c).permute(0, 3, 1, 2, 4)
+    return t.view(B, H, G, W, c).permute(0, 1, 3, 2, 4)
+
+
+def _mixing_weights(kind: str, comp: Optional[torch.Tensor], gw, gb, static, G: int, L: int) -> torch.Tensor:
+    """Mixing weights of one op.
+
+    comp: compressed tokens, head-major (N*G, L, d) (None for a static generator).
+    Returns for 'dynamic' P (N*G, L_i, L_j) (softmax over the sources i); for 'dense' P transposed,
+    (N*G, L_j, L_i) (softmax over the last axis); for 'static' P (G, L_i, L_j), shared by all sequences.
+    """
+    if kind == 'static':
+        return _softmax(static, 1)
+    if kind == 'dense':
+        logits = F.linear(comp, gw, gb)  # (NG, L_j, L_i): target j's logits from token j
+        return _softmax(logits, 2)
+    NG = comp.shape[0]
+    logits = torch.addmm(gb, comp.view(NG, -1), gw.t())  # (NG, L*L) laid out [i, j]
+    return _softmax(logits.view(NG, L, L), 1)
+
+
+class FusedTokenMix(torch.autograd.Function):
+    """y = the reweighted sum of the column, row and channel branches of a DynaMixerBlock (before proj).
+
+    Inputs: a static config (see `fused_token_mix`), x (B, H, W, C), then per unique op the tensors named in
+    `_OP_PARAMS`, then mlp_c.weight, then reweight fc1.weight, fc1.bias, fc2.weight, fc2.bias (None if absent).
+    """
+
+    @staticmethod
+    def forward(ctx, cfg, x, *params):
+        axes, op_cfg, has_c, has_rw = cfg
+        x = x.contiguous()
+        B, H, W, C = x.shape
+        T, HW = B * H * W, H * W
+        x2 = x.view(T, C)
+        x3 = x.view(B, HW, C)
+        P_op = lambda i, name: params[i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)]
+        n_ops = len(op_cfg)
+        wc = params[n_ops * _NUM_OP_PARAMS]
+        fc1w, fc1b, fc2w, fc2b = params[n_ops * _NUM_OP_PARAMS + 1:]
+
+        # 1. one GEMM compresses x for every (non-static) op: (T, C) -> (T, sum G*d)
+        comp_w = [P_op(i, 'compress.weight') for i in range(n_ops) if op_cfg[i][0] != 'static']
+        y1 = None
+        if len(comp_w):
+            y1 = x2 @ (torch.cat(comp_w, 0) if len(comp_w) > 1 else comp_w[0]).t()
+        comp_off, off = [], 0
+        for i in range(n_ops):
+            comp_off.append(off)
+            if op_cfg[i][0] != 'static':
+                off += op_cfg[i][1] * op_cfg[i][2]
+
+        # 2. per mixing branch: mixing weights and mixed tokens M (B, H, W, C), before the out Linear
+        Ms, comps = [], []
+        for axis, i in axes:
+            kind, G, d = op_cfg[i]
+            L = H if axis == 'h' else W
+            comp = None
+            if kind != 'static':
+                # bias add writes the compressed tokens head-major: (B, H, W, G, d) -> (N*G, L, d)
+                comp = torch.empty(T // L * G, L, d, dtype=x.dtype, device=x.device)
+                torch.add(y1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G, d),
+                          P_op(i, 'compress.bias').view(G, d),
+                          out=_token_major_view(comp, axis, B, H, W, G))
+            P = _mixing_weights(kind, comp, P_op(i, 'generate.weight'), P_op(i, 'generate.bias'),
+                                P_op(i, 'static_logits'), G, L)
+            xs = _head_major(x, axis, G)  # (N*G, L, c)
+            if kind == 'dynamic':
+                Mh = torch.bmm(P.transpose(1, 2), xs)  # M_j = sum_i P[i, j] x_i
+            elif kind == 'dense':
+                Mh = torch.bmm(P, xs)
+            else:
+                Mh = torch.matmul(P.transpose(1, 2), xs.view(-1, G, L, C // G)).view_as(xs)
+            M = torch.empty_like(x)
+            M.view(B, H, W, G, C // G).copy_(_token_major_view(Mh, axis, B, H, W, G))
+            Ms.append(M)
+            comps.append(comp)
+
+        # 3. combine: y = sum_k a_k * (X_k W_k^T + b_k), X_k = M_k (mixing branches) or x (channel branch)
+        Xs = [M.view(B, HW, C) for M in Ms] + ([x3] if has_c else [])
+        Ws = [P_op(i, 'out.weight') for _, i in axes] + ([wc] if has_c else [])
+        bs = [P_op(i, 'out.bias') for _, i in axes] + ([None] if has_c else [])
+        if has_rw:
+            # a = softmax over branches of MLP(mean(h + w + c)); mean(X W^T + b) = mean(X) W^T + b
+            means = [X.mean(1) for X in Xs]  # (B, C) each
+            s = means[0] @ Ws[0].t()
+            for m, w in zip(means[1:], Ws[1:]):
+                s.addmm_(m, w.t())
+            for b in bs:
+                if b is not None:
+                    s.add_(b)
+            f = torch.addmm(fc1b, s, fc1w.t())
+            g = F.gelu(f)
+            a = _softmax(torch.addmm(fc2b, g, fc2w.t()).view(B, C, len(Xs)), 2)  # (B, C, n), channel-major
+            bias = None  # (B, C): sum_k a_k * b_k
+            for k, b in enumerate(bs):
+                if b is not None:
+                    bias = a[:, :, k] * b if bias is None else bias.addcmul_(a[:, :, k], b)
+            y = None
+            for k, (X, w) in enumerate(zip(Xs, Ws)):
+                wk = (a[:, :, k, None] * w).transpose(1, 2)  # (B, C_in, C_out): per-sample scaled rows
+                if y is None:
+                    y = torch.baddbmm(bias[:, None, :], X, wk) if bias is not None else torch.bmm(X, wk)
+                else:
+                    y.baddbmm_(X, wk)
+            ctx.save_for_backward(x, *Ms, *comps, *params, s, f, g, a, *means)
+        else:
+            y = None
+            for X, w, b in zip(Xs, Ws, bs):
+                X2 = X.view(T, C)
+                if y is None:
+                    y = torch.addmm(b, X2, w.t()) if b is not None else X2 @ w.t()
+                else:
+                    y.addmm_(X2, w.t())
+                    if b is not None:
+                        y.add_(b)
+            ctx.save_for_backward(x, *Ms, *comps, *params)
+        ctx.cfg = cfg
+        ctx.n_params = len(params)
+        return y.view(B, H, W, C)
+
+    @staticmethod
+    def backward(ctx, dy):
+        axes, op_cfg, has_c, has_rw = ctx.cfg
+        saved = ctx.saved_tensors
+        n_br, n_ops = len(axes), len(op_cfg)
+        x = saved[0]
+        Ms = saved[1:1 + n_br]
+        comps = saved[1 + n_br:1 + 2 * n_br]
+        params = saved[1 + 2 * n_br:1 + 2 * n_br + ctx.n_params]
+        rest = saved[1 + 2 * n_br + ctx.n_params:]
+        P_op = lambda i, name: params[i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)]
+        wc = params[n_ops * _NUM_OP_PARAMS]
+        fc1w, fc1b, fc2w, fc2b = params[n_ops * _NUM_OP_PARAMS + 1:]
+        B, H, W, C = x.shape
+        T, HW = B * H * W, H * W
+        dy = dy.contiguous()
+        dy3, dy2 = dy.view(B, HW, C), dy.view(T, C)
+        x3, x2 = x.view(B, HW, C), x.view(T, C)
+        grads: List[Optional[torch.Tensor]] = [None] * ctx.n_params
+
+        def acc(idx: int, g: torch.Tensor):
+            grads[idx] = g if grads[idx] is None else grads[idx] + g
+
+        op_idx = lambda i, name: i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)
+        Xs = [M.view(B, HW, C) for M in Ms] + ([x3] if has_c else [])
+        Ws = [P_op(i, 'out.weight') for _, i in axes] + ([wc] if has_c else [])
+        w_idx = [op_idx(i, 'out.weight') for _, i in axes] + ([n_ops * _NUM_OP_PARAMS] if has_c else [])
+        b_idx = [op_idx(i, 'out.bias') for _, i in axes] + ([None] if has_c else [])
+        dXs: List[torch.Tensor] = []
+
+        # combine backward
+        if has_rw:
+            s, f, g, a = rest[:4]
+            means = rest[4:]
+            n = len(Xs)
+            dsum = dy3.sum(1)  # (B, C): sum over tokens of dy
+            Ds = [torch.bmm(dy3.transpose(1, 2), X) for X in Xs]  # (B, C_out, C_in) per branch
+            da = torch.empty(B, C, n, dtype=x.dtype, device=x.device)  # gradient of the scales a
+            for k, (D, w) in enumerate(zip(Ds, Ws)):
+                torch.sum(D * w, 2, out=da[:, :, k])  # da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c]
+            for k, bi in enumerate(b_idx):
+                if bi is not None:
+                    da[:, :, k] += dsum * params[bi]
+            dr = _softmax_backward(da, a, 2).view(B, n * C)
+            grads[-2], grads[-1] = dr.t() @ g, dr.sum(0)  # fc2
+            df = torch.ops.aten.gelu_backward(dr @ fc2w, f)
+            grads[-4], grads[-3] = df.t() @ s, df.sum(0)  # fc1
+            ds = df @ fc1w  # (B, C): gradient of s = sum_k mean(X_k) W_k^T + b_k
+            for k, (D, X, w) in enumerate(zip(Ds, Xs, Ws)):
+                ak = a[:, :, k]
+                # dW_k = sum_b a_k[b, o] D_k[b, o, c] + ds^T mean(X_k)
+                acc(w_idx[k], D.mul_(ak[:, :, None]).sum(0).addmm_(ds.t(), means[k]))
+                if b_idx[k] is not None:
+                    acc(b_idx[k], (ak * dsum).sum(0) + ds.sum(0))
+                # dX_k = dy (a_k * W_k) + (ds W_k) / HW broadcast over tokens
+                dXs.append(torch.baddbmm((ds @ w)[:, None, :].div(HW).expand(B, HW, C), dy3, ak[:, :, None] * w))
+        else:
+            dsum0 = dy2.sum(0)
+            for k, (X, w) in enumerate(zip(Xs, Ws)):
+                acc(w_idx[k], dy2.t() @ X.reshape(T, C))
+                if b_idx[k] is not None:
+                    acc(b_idx[k], dsum0)
+                dXs.append((dy2 @ w).view(B, HW, C))
+        dx = dXs[n_br].view(B, H, W, C) if has_c else torch.zeros_like(x)
+
+        # mixing backward, recomputing the mixing weights from the compressed tokens
+        comp_w_ops = [i for i in range(n_ops) if op_cfg[i][0] != 'static']
+        total_gd = sum(op_cfg[i][1] * op_cfg[i][2] for i in comp_w_ops)
+        dy1 = torch.zeros(T, total_gd, dtype=x.dtype, device=x.device) if total_gd else None
+        comp_off, off = {}, 0
+        for i in comp_w_ops:
+            comp_off[i] = off
+            off += op_cfg[i][1] * op_cfg[i][2]
+        for k, (axis, i) in enumerate(axes):
+            kind, G, d = op_cfg[i]
+            L = H if axis == 'h' else W
+            c = C // G
+            comp = comps[k]
+            P = _mixing_weights(kind, comp, P_op(i, 'generate.weight'), P_op(i, 'generate.bias'),
+                                P_op(i, 'static_logits'), G, L)
+            xs = _head_major(x, axis, G)  # (NG, L, c)
+            dMh = _head_major(dXs[k].view(B, H, W, C), axis, G)  # (NG, L_j, c)
+            if kind == 'dynamic':
+                dxs = torch.bmm(P, dMh)  # dx_i = sum_j P[i, j] dM_j
+                dP = torch.bmm(xs, dMh.transpose(1, 2))  # dP[i, j] = x_i . dM_j
+                dl = _softmax_backward(dP, P, 1).view(P.shape[0], L * L)
+                gw, gb = op_idx(i, 'generate.weight'), op_idx(i, 'generate.bias')
+                acc(gw, dl.t() @ comp.view(-1, L * d))
+                acc(gb, dl.sum(0))
+                dcomp = (dl @ P_op(i, 'generate.weight')).view(-1, L, d)
+            elif kind == 'dense':  # P here is (NG, L_j, L_i)
+                dxs = torch.bmm(P.transpose(1, 2), dMh)
+                dPt = torch.bmm(dMh, xs.transpose(1, 2))  # (NG, L_j, L_i)
+                dl = _softmax_backward(dPt, P, 2)
+                gw, gb = op_idx(i, 'generate.weight'), op_idx(i, 'generate.bias')
+                acc(gw, dl.reshape(-1, L).t() @ comp.reshape(-1, d))
+                acc(gb, dl.sum((0, 1)))
+                dcomp = dl @ P_op(i, 'generate.weight')  # (NG, L_j, d)
+            else:  # static: P (G, L_i, L_j) shared by all sequences
+                xs4, dM4 = xs.view(-1, G, L, c), dMh.view(-1, G, L, c)
+                dxs = torch.matmul(P, dM4).view_as(xs)
+                dP = torch.einsum('ngic,ngjc->gij', xs4, dM4)
+                acc(op_idx(i, 'static_logits'), _softmax_backward(dP, P, 1))
+                dcomp = None
+            dx.view(B, H, W, G, c).add_(_token_major_view(dxs, axis, B, H, W, G))
+            if dcomp is not None:
+                acc(op_idx(i, 'compress.bias'), dcomp.view(-1, G, L, d).sum((0, 2)).view(G * d))
+                sl = dy1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G, d)
+                sl.add_(_token_major_view(dcomp, axis, B, H, W, G))
+        if dy1 is not None:
+            dwcomp = dy1.t() @ x2  # (sum G*d, C)
+            dx.view(T, C).addmm_(dy1, torch.cat([P_op(i, 'compress.weight') for i in comp_w_ops], 0)
+                                 if len(comp_w_ops) > 1 else P_op(comp_w_ops[0], 'compress.weight'))
+            for i in comp_w_ops:
+                G, d = op_cfg[i][1], op_cfg[i][2]
+                acc(op_idx(i, 'compress.weight'), dwcomp[comp_off[i]:comp_off[i] + G * d])
+        return (None, dx, *grads)
