@@ -102,9 +102,10 @@ def load_weights(model: nn.Module, path: str, model_name: str, use_ema: bool = F
     if not fits and filter_fn is not None:  # another layout (the reference's) or another input size
         try:
             state_dict = filter_fn(state_dict, model)
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise InputError(f"checkpoint '{path}': {str(e).splitlines()[0]}; "
+        except Exception as e:  # a filter fed another architecture's keys may fail in any way; say which file
+            raise InputError(f"checkpoint '{path}': {(str(e).splitlines() or [type(e).__name__])[0]}; "
                              f'pass the --model it was trained with') from None
+        _logger.info(f'checkpoint {path} mapped onto {model_name} by its checkpoint_filter_fn')
 
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]

@@ -307,3 +307,22 @@ def test_validate_fashion_mnist_subset_top1_equals_direct_computation(tmp_path, 
     top1, _, loss = _direct_metrics(model, x, torch.tensor(ds.targets))
     assert results['num_images'] == 40 and results['in_chans'] == 1
     assert results['top1'] == pytest.approx(top1, abs=1e-3) and results['loss'] == pytest.approx(loss, rel=1e-4)
+
+
+def test_validate_reference_layout_checkpoint_matches_the_reference_model(tmp_path, capsys):
+    from reference_dynamixer import RefDynaMixer, randomize_
+    ref = randomize_(RefDynaMixer('dynamixer_s', img_size=56, num_classes=NUM_CLASSES)).eval()
+    path = tmp_path / 'reference.pth.tar'  # the authors' training script: state_dict with a DDP prefix
+    torch.save({'epoch': 3, 'state_dict': {'module.' + k: v for k, v in ref.state_dict().items()}}, path)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (NUM_CLASSES, 56, 56, 3), dtype=np.uint8)
+    for c in range(NUM_CLASSES):
+        (tmp_path / 'data' / 'val' / f'c{c}').mkdir(parents=True)
+        Image.fromarray(pixels[c]).save(tmp_path / 'data' / 'val' / f'c{c}' / '0.png')
+    rc, _, err = _run_main([tmp_path / 'data', '--model', 'dynamixer_s', '--img-size', 56, '--num-classes', NUM_CLASSES,
+                            '--crop-pct', 1.0, '--checkpoint', path, '-j', 0, '--results-file', tmp_path / 'r.json'],
+                           capsys)
+    assert rc == 0, err
+    results = json.loads((tmp_path / 'r.json').read_text())
+    top1, top5, loss = _direct_metrics(ref, _normalize(pixels), torch.arange(NUM_CLASSES))
+    assert results['top1'] == pytest.approx(top1, abs=1e-3) and results['loss'] == pytest.approx(loss, rel=1e-4)
