@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import timm
 from timm.data import create_loader, resolve_data_config
-from timm.utils import setup_default_logging
+from timm.utils.log import FormatterNoInfo
 
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
 from dynamixer.checkpoint import CheckpointError, load_checkpoint_file, state_dict_from_checkpoint
@@ -203,37 +203,46 @@ def validate(args: argparse.Namespace) -> Dict:
 
 
 def write_results(results: Dict, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w', newline='') as f:
-        if path.endswith('.csv'):
-            writer = csv.DictWriter(f, fieldnames=list(results))
-            writer.writeheader()
-            writer.writerow(results)
-        else:
-            json.dump(results, f, indent=2)
-            f.write('\n')
+    """Write the results as JSON, or as one CSV row with a header when `path` ends in .csv."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, 'w', newline='') as f:
+            if path.endswith('.csv'):
+                writer = csv.DictWriter(f, fieldnames=list(results))
+                writer.writeheader()
+                writer.writerow(results)
+            else:
+                json.dump(results, f, indent=2)
+                f.write('\n')
+    except OSError as e:
+        raise InputError(f'cannot write --results-file {path}: {e.strerror} (the results are printed above)') from None
 
 
 def main(argv: Optional[list] = None) -> int:
-    setup_default_logging()
     args = parser.parse_args(argv)
     if args.results_file and os.path.splitext(args.results_file)[1] not in ('.json', '.csv'):
         parser.error(f'--results-file {args.results_file}: the name must end in .json or .csv')
+    # log to stderr for this call only (timm's format), so that main() can also be called in-process
+    handler = logging.StreamHandler()
+    handler.setFormatter(FormatterNoInfo())
+    root_logger = logging.getLogger()
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.INFO)
     try:
         results = validate(args)
+        print(f"* Acc@1 {results['top1']:.3f} ({results['top1_err']:.3f})  Acc@5 {results['top5']:.3f} "
+              f"({results['top5_err']:.3f})  loss {results['loss']:.4f}  "
+              f"{results['num_images']} images, {results['images_per_sec']:.1f} images/s")
+        print(json.dumps(results, indent=2))
+        if args.results_file:
+            write_results(results, args.results_file)
+            _logger.info(f'results written to {args.results_file}')
     except (CheckpointError, DataError, InputError, TrainingError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-
-    print(f"* Acc@1 {results['top1']:.3f} ({results['top1_err']:.3f})  Acc@5 {results['top5']:.3f} "
-          f"({results['top5_err']:.3f})  loss {results['loss']:.4f}  "
-          f"{results['num_images']} images, {results['images_per_sec']:.1f} images/s")
-    print(json.dumps(results, indent=2))
-    if args.results_file:
-        write_results(results, args.results_file)
-        _logger.info(f'results written to {args.results_file}')
+    finally:
+        root_logger.removeHandler(handler)
     return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())

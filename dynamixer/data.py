@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.utils.data as data
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from timm.data import ImageDataset, create_dataset
 from timm.data.readers.img_extensions import get_img_extensions
 
@@ -292,7 +292,10 @@ class RobustImageDataset(ImageDataset):
                 break
             except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... for broken files
                 path = self.reader.filename(index, absolute=True)
-                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if isinstance(e, UnidentifiedImageError):  # its message repeats the path inside a file repr
+                    reason = 'not an image file PIL can read'
+                else:
+                    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 if self.strict:
                     raise DataError(f'unreadable image {path}: {reason} (delete or replace it, '
                                     'or drop --strict-data to skip bad files)') from None
@@ -426,6 +429,7 @@ def create_image_dataset(
       /usr/share/datasets/fashion-mnist when `root` is empty.
     * 'torch/<name>' (torch/cifar10, torch/cifar100, torch/mnist, ...): timm's `create_dataset` (the
       torchvision class), images converted to the model's mode; `download` lets torchvision fetch it.
+    * 'hfds/', 'hfids/', 'tfds/', 'wds/' names: timm's `create_dataset` unchanged (no skip report, no strict).
     * anything else ('' or a folder name, as in timm): an ImageFolder read by `RobustImageDataset`.
       `root` may hold the class folders directly or split folders (train/, val/ or validation/, test/);
       a missing/empty data dir, a missing split folder and an empty class folder are errors.
