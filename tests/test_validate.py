@@ -189,6 +189,26 @@ def test_validate_missing_checkpoint_is_one_error_line(folder, tmp_path, capsys)
     assert rc == 2 and _error_lines(err) == [f"error: checkpoint '{tmp_path / 'nope.pth.tar'}': file not found"]
 
 
+class _CreatesFile:
+    """A pickle payload that creates a file if it is ever unpickled with full pickle."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def test_validate_malicious_checkpoint_is_refused_without_running_it(folder, tmp_path, capsys):
+    root, _, _ = folder
+    marker, path = tmp_path / 'pwned', tmp_path / 'evil.pth.tar'
+    torch.save(dict(state_dict=_tiny_model().state_dict(), payload=_CreatesFile(str(marker))), path)
+    rc, _, err = _run_main([root, '--model', 'dynamixer_xs', '--img-size', IMG, '--num-classes', NUM_CLASSES,
+                            '--checkpoint', path], capsys)
+    assert rc == 2 and not marker.exists()
+    assert len(_error_lines(err)) == 1 and _error_lines(err)[0].startswith(f"error: checkpoint '{path}': refused")
+
+
 def test_validate_checkpoint_of_another_channel_count_says_which_flag(folder, tmp_path, capsys):
     root, _, _ = folder
     path = _save_checkpoint(tmp_path / 'grey.pth.tar', _tiny_model(in_chans=1))
