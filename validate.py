@@ -39,7 +39,7 @@ class InputError(Exception):
 
 
 parser = argparse.ArgumentParser(description='Evaluate a timm / DynaMixer model on an image dataset')
-parser.add_argument('data', nargs='?', metavar='DIR', help='path to dataset (positional is *deprecated*, use --data-dir)')
+parser.add_argument('data', nargs='?', metavar='DIR', help='path to dataset (positional, same as --data-dir)')
 parser.add_argument('--data-dir', metavar='DIR', help='path to dataset (root dir)')
 parser.add_argument('--dataset', metavar='NAME', default='',
                     help='dataset type: "" (image folder, default), fashion_mnist, torch/cifar10, torch/cifar100, ...')
@@ -145,6 +145,8 @@ def _fit_channels(values, n: int):
 
 def validate(args: argparse.Namespace) -> Dict:
     """Build model, data and loader from `args`, evaluate, and return the results dict."""
+    if args.data and args.data_dir and args.data != args.data_dir:
+        raise InputError(f'two data dirs given ({args.data} and --data-dir {args.data_dir}): give one')
     if args.device:
         device = torch.device(args.device)
     else:
