@@ -1,0 +1,172 @@
+"""Fashion-MNIST sweeps for docs/results.md: same-size peers, the paper's ablations, resolution transfer.
+
+Every run is `train.py -c configs/dynamixer_xs_fashion_mnist.yaml` with a shorter, equal budget (a fixed
+number of training images, so that a busy machine changes the wall time but not the result) and
+one model. Ablations and peers need constructor arguments that train.py has no flag for, so each run goes
+through `python scripts/sweep_fmnist.py train --model-kwargs JSON -- <train.py args>`, which runs train.py
+unchanged in this process with those arguments added to its `timm.create_model` call.
+
+    python scripts/sweep_fmnist.py list
+    python scripts/sweep_fmnist.py run peers --seeds 0 1          # one run after the other
+    python scripts/sweep_fmnist.py run ablations --seeds 0 --only static dense
+    python scripts/sweep_fmnist.py collect > docs/results/sweep.csv
+
+Runs land in runs/sweep/<name>-s<seed>/ (train.py's summary.csv, args.yaml, checkpoints, log) with
+run.json: the command, seed, wall time, host, CPU count and load average before and after.
+One compute thread per run (OMP_NUM_THREADS=1): on a shared 2-core machine that is the fast setting.
+"""
+import argparse
+import csv
+import json
+import os
+import platform
+import runpy
+import subprocess
+import sys
+import time
+from functools import partial
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPE = os.path.join('configs', 'dynamixer_xs_fashion_mnist.yaml')
+
+# Short budget: 3 epochs of a fixed class-balanced 12000-image subset (36k images, 282 steps of 128),
+# evaluated on a fixed class-balanced 2000-image subset of the test set.
+SHORT = ['--train-num-samples', '12000', '--epochs', '3', '--warmup-epochs', '1', '--val-num-samples', '2000',
+         '--crop-pct', '1.0', '--checkpoint-hist', '1', '--log-interval', '1000']
+
+# name: (timm model name, constructor kwargs added by this script, extra train.py args)
+PEERS = {
+    'dynamixer_xs': ('dynamixer_xs', {}, []),
+    'static_xs': ('dynamixer_xs', {'generator': 'static'}, []),  # ViP-like: learned, input-independent mixing
+    'mixer_p4': ('mixer_s16_224', {'patch_size': 4, 'embed_dim': 128, 'num_blocks': 5}, []),
+    'resmlp_p4': ('resmlp_12_224', {'patch_size': 4, 'embed_dim': 96, 'num_blocks': 9}, []),
+    'resnet10t_narrow': ('resnet10t', {'channels': (32, 64, 96, 176)}, []),
+}
+ABLATIONS = {
+    'dynamixer_xs': PEERS['dynamixer_xs'],
+    'static_xs': PEERS['static_xs'],
+    'dense_xs': ('dynamixer_xs', {'generator': 'dense'}, []),
+    'no_column': ('dynamixer_xs', {'column_mixing': False}, []),
+    'no_row': ('dynamixer_xs', {'row_mixing': False}, []),
+    'no_channel': ('dynamixer_xs', {'channel_mixing': False}, []),
+    'no_reweight': ('dynamixer_xs', {'reweight': False}, []),
+    'share_op': ('dynamixer_xs', {'share_op': True}, []),
+    'one_segment': ('dynamixer_xs', {'num_heads': (1, 1, 1, 1)}, []),
+    'segments_x2': ('dynamixer_xs', {'num_heads': (4, 8, 8, 8)}, []),
+    'd1': ('dynamixer_xs', {'reduced_dim': 1}, []),
+    'd4': ('dynamixer_xs', {'reduced_dim': 4}, []),
+}
+GROUPS = {'peers': PEERS, 'ablations': ABLATIONS}
+
+
+def _patched_create_model(create_model, extra):
+    """timm.create_model with `extra` added; timm's Mixer/ResMLP entrypoints fix patch_size and width,
+    so for those the MlpMixer class is built through timm's own factory with the same cfg."""
+    def fn(name, pretrained=False, **kwargs):
+        kwargs = dict(kwargs, **extra)
+        if name in ('mixer_s16_224', 'resmlp_12_224') and 'patch_size' in extra:
+            from timm.models import build_model_with_cfg
+            from timm.models.mlp_mixer import Affine, MlpMixer, ResBlock, checkpoint_filter_fn
+            if name.startswith('resmlp'):
+                kwargs = dict(dict(mlp_ratio=4, block_layer=partial(ResBlock, init_values=0.1), norm_layer=Affine,
+                                   stem_norm=False), **kwargs)
+            return build_model_with_cfg(MlpMixer, name, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+                                        **kwargs)
+        if name.startswith('resnet'):
+            kwargs.pop('img_size', None)  # CNNs take any input size
+        return create_model(name, pretrained=pretrained, **kwargs)
+    return fn
+
+
+def train_in_process(model_kwargs, train_args):
+    """Run train.py with `train_args`, its timm.create_model call receiving `model_kwargs` as well."""
+    import timm
+    import dynamixer  # noqa: F401  registers dynamixer_*
+    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in model_kwargs.items()}
+    timm.create_model = _patched_create_model(timm.create_model, extra)
+    sys.argv = ['train.py'] + train_args
+    sys.path.insert(0, ROOT)
+    runpy.run_path(os.path.join(ROOT, 'train.py'), run_name='__main__')
+
+
+def run_one(name, spec, seed, out_dir, budget):
+    model, kwargs, extra = spec
+    exp = f'{name}-s{seed}'
+    if os.path.exists(os.path.join(out_dir, exp, 'run.json')):
+        print(f'skip {exp}: done', flush=True)
+        return
+    train_args = ['-c', RECIPE, '--model', model, '--seed', str(seed), '--output', out_dir, '--experiment', exp,
+                  '--resume', 'auto'] + budget + extra
+    cmd = [sys.executable, os.path.relpath(__file__, ROOT), 'train', '--model-kwargs', json.dumps(kwargs), '--'] + train_args
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    os.makedirs(os.path.join(out_dir, exp), exist_ok=True)
+    load0, t0 = os.getloadavg(), time.time()
+    print(f'start {exp} at {time.strftime("%H:%M:%S", time.gmtime())} UTC', flush=True)
+    with open(os.path.join(out_dir, exp, 'log.txt'), 'a') as log:
+        rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.time() - t0
+    info = dict(name=name, seed=seed, model=model, model_kwargs=kwargs, command=' '.join(cmd), rc=rc,
+                wall_s=round(wall, 1), host=platform.node(), cpus=os.cpu_count(), threads=env['OMP_NUM_THREADS'],
+                loadavg_start=load0, loadavg_end=os.getloadavg(),
+                finished_utc=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()))
+    if rc == 0:
+        with open(os.path.join(out_dir, exp, 'run.json'), 'w') as f:
+            json.dump(info, f, indent=1)
+    print(f'end {exp}: rc {rc}, {wall:.0f} s', flush=True)
+
+
+def collect(out_dir):
+    """One CSV row per finished run: final and best top-1 on the eval subset, params, wall time."""
+    w = csv.writer(sys.stdout)
+    w.writerow(['name', 'seed', 'model', 'model_kwargs', 'params_M', 'final_top1', 'best_top1', 'final_eval_loss',
+                'epochs', 'wall_s', 'loadavg_start_1m', 'finished_utc'])
+    for exp in sorted(os.listdir(out_dir)):
+        path = os.path.join(out_dir, exp)
+        if not os.path.exists(os.path.join(path, 'run.json')):
+            continue
+        info = json.load(open(os.path.join(path, 'run.json')))
+        rows = list(csv.DictReader(open(os.path.join(path, 'summary.csv'))))
+        log = open(os.path.join(path, 'log.txt')).read()
+        params = ''
+        for line in log.splitlines():
+            if ' parameters' in line and line.startswith('Model '):
+                params = line.split(': ')[1].split('M')[0]
+        w.writerow([info['name'], info['seed'], info['model'], json.dumps(info['model_kwargs']), params,
+                    rows[-1]['eval_top1'], max(float(r['eval_top1']) for r in rows), rows[-1]['eval_loss'],
+                    len(rows), info['wall_s'], info['loadavg_start'][0], info['finished_utc']])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='cmd', required=True)
+    sub.add_parser('list')
+    r = sub.add_parser('run')
+    r.add_argument('group', choices=sorted(GROUPS))
+    r.add_argument('--seeds', type=int, nargs='+', default=[0])
+    r.add_argument('--only', nargs='+', default=None, help='run only these names of the group')
+    r.add_argument('--output', default=os.path.join('runs', 'sweep'))
+    c = sub.add_parser('collect')
+    c.add_argument('--output', default=os.path.join('runs', 'sweep'))
+    t = sub.add_parser('train', help='internal: train.py with extra model kwargs')
+    t.add_argument('--model-kwargs', default='{}')
+    t.add_argument('train_args', nargs=argparse.REMAINDER)
+    args = p.parse_args()
+    if args.cmd == 'list':
+        for g, runs in GROUPS.items():
+            for name, (model, kwargs, extra) in runs.items():
+                print(f'{g:10s} {name:18s} {model:16s} {json.dumps(kwargs)} {" ".join(extra)}')
+    elif args.cmd == 'run':
+        runs = GROUPS[args.group]
+        names = args.only or list(runs)
+        for seed in args.seeds:
+            for name in names:
+                run_one(name, runs[name], seed, args.output, SHORT)
+    elif args.cmd == 'collect':
+        collect(args.output)
+    else:
+        train_args = args.train_args[1:] if args.train_args[:1] == ['--'] else args.train_args
+        train_in_process(json.loads(args.model_kwargs), train_args)
+
+
+if __name__ == '__main__':
+    main()
