@@ -191,11 +191,9 @@ class FusedTokenMix(torch.autograd.Function):
             L = H if axis == 'h' else W
             comp = None
             if kind != 'static':
-                # bias add writes the compressed tokens head-major: (B, H, W, G, d) -> (N*G, L, d)
-                comp = torch.empty(T // L * G, L, d, dtype=x.dtype, device=x.device)
-                torch.add(y1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G, d),
-                          P_op(i, 'compress.bias').view(G, d),
-                          out=_token_major_view(comp, axis, B, H, W, G))
+                # compressed tokens of this op, head-major: (B, H, W, G, d) -> (N*G, L, d), plus bias
+                comp = _head_major(y1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G * d), axis, G)
+                comp.view(-1, G, L, d).add_(P_op(i, 'compress.bias').view(G, 1, d))
             P = _mixing_weights(kind, comp, P_op(i, 'generate.weight'), P_op(i, 'generate.bias'),
                                 P_op(i, 'static_logits'), G, L)
             xs = _head_major(x, axis, G)  # (N*G, L, c)
@@ -290,9 +288,8 @@ class FusedTokenMix(torch.autograd.Function):
             n = len(Xs)
             dsum = dy3.sum(1)  # (B, C): sum over tokens of dy
             Ds = [torch.bmm(dy3.transpose(1, 2), X) for X in Xs]  # (B, C_out, C_in) per branch
-            da = torch.empty(B, C, n, dtype=x.dtype, device=x.device)  # gradient of the scales a
-            for k, (D, w) in enumerate(zip(Ds, Ws)):
-                torch.sum(D * w, 2, out=da[:, :, k])  # da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c]
+            # gradient of the scales a (B, C, n): da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c]
+            da = torch.stack([(D * w).sum(2) for D, w in zip(Ds, Ws)], 2)
             for k, bi in enumerate(b_idx):
                 if bi is not None:
                     da[:, :, k] += dsum * params[bi]
@@ -370,3 +367,23 @@ class FusedTokenMix(torch.autograd.Function):
                 G, d = op_cfg[i][1], op_cfg[i][2]
                 acc(op_idx(i, 'compress.weight'), dwcomp[comp_off[i]:comp_off[i] + G * d])
         return (None, dx, *grads)
+
+
+def compile_layers(model: torch.nn.Module, **compile_kwargs) -> torch.nn.Module:
+    """Regional compilation: torch.compile every DynaMixerLayer in place (`nn.Module.compile`).
+
+    All layers run the same code, so dynamo compiles one graph per distinct layer shape (two for S/M/L: the
+    32x32 and the 16x16 layers) and every other layer reuses it; parameters are graph inputs. The stem, the
+    patch merge and the head stay eager. Other models (no DynaMixerLayer) are compiled whole.
+
+    Args:
+        model: A model; compiled in place.
+        compile_kwargs: Passed to torch.compile (backend, mode, ...).
+    """
+    from .model import DynaMixerLayer
+    layers = [m for m in model.modules() if isinstance(m, DynaMixerLayer)]
+    if not layers:
+        model.compile(**compile_kwargs)
+    for layer in layers:
+        layer.compile(**compile_kwargs)
+    return model

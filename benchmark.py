@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Benchmark models side by side: params, GMACs, img/s, peak memory, and device-independent proxies.
+
+Flags follow timm's benchmark.py. Several models are measured in ONE run, interleaved round by round, so a
+noisy machine affects them alike; the reported img/s is the median over rounds.
+
+    python benchmark.py --model dynamixer_s "dynamixer_s@fused=False" convnext_tiny \
+        --bench both -b 8 --device cpu --results-file results.csv
+
+A model entry is a timm name, optionally followed by `@key=value,key=value` (constructor kwargs of that entry
+only); `--model-kwargs key=value ...` applies to every model.
+
+Device-independent proxies (taken on CPU by default at --proxy-batch, the same on any device):
+  aten_ops: every aten op call (views included) seen by a TorchDispatchMode over one forward and one
+      backward of `output.float().sum()`, gradients starting from None;
+  copy_ops: the calls among them to copy_, clone, _to_copy, cat, stack and _unsafe_view (the ops that
+      materialise a copy; _unsafe_view is what reshape emits after a copy);
+  saved_mib_per_img: bytes of the tensors autograd saves for backward (torch.autograd.graph
+      .saved_tensors_hooks), each storage counted once, parameters excluded, divided by the batch size.
+GMACs: fvcore FlopCountAnalysis at batch 1 with LayerNorm not counted (as the DynaMixer paper / reference
+do); DynaMixer blocks are counted on their plain path (fvcore cannot see inside an autograd Function; the
+fused path computes the same function).
+"""
+import argparse
+import ast
+import csv
+import json
+import logging
+import os
+import statistics
+import time
+from collections import Counter
+from contextlib import nullcontext
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+import timm
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import dynamixer  # noqa: F401  registers dynamixer_* with timm
+from dynamixer.model import DynaMixerBlock
+from dynamixer.ops import compile_layers
+
+_logger = logging.getLogger('benchmark')
+
+COPY_OPS = ('copy_', 'clone', '_to_copy', 'cat', 'stack', '_unsafe_view')
+
+
+class ParseKwargs(argparse.Action):
+    """key=value pairs -> dict, values parsed as Python literals when possible (timm's --model-kwargs)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        kw = {}
+        for value in values:
+            key, val = value.split('=', 1)
+            kw[key] = _literal(val)
+        setattr(namespace, self.dest, kw)
+
+
+def _literal(val: str):
+    try:
+        return ast.literal_eval(val)
+    except (ValueError, SyntaxError):
+        return val
+
+
+parser = argparse.ArgumentParser(description='Benchmark models side by side (timm flag names)')
+parser.add_argument('--model', '-m', nargs='+', default=None,
+                    help='model names, each optionally with @key=value,... kwargs of its own')
+parser.add_argument('--model-list', default='', help='file with one model entry per line')
+parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs,
+                    help='kwargs for every model, e.g. fused=False')
+parser.add_argument('--bench', default='both', choices=('inference', 'train', 'both'))
+parser.add_argument('-b', '--batch-size', type=int, default=8)
+parser.add_argument('--img-size', type=int, default=None, help='input size (default: the model\'s)')
+parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+parser.add_argument('--amp', action='store_true', help='autocast (mixed precision)')
+parser.add_argument('--amp-dtype', default='bfloat16', choices=('float16', 'bfloat16'))
+parser.add_argument('--torchcompile', nargs='?', const='inductor', default=None,
+                    help='torch.compile backend; DynaMixer models are compiled per layer (regional)')
+parser.add_argument('--num-warm-iter', type=int, default=2)
+parser.add_argument('--num-bench-iter', type=int, default=5)
+parser.add_argument('--rounds', type=int, default=3, help='interleaved rounds over all models (median taken)')
+parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads on CPU')
+parser.add_argument('--no-proxies', action='store_true', help='skip aten op / copy / saved-bytes counts')
+parser.add_argument('--proxy-batch', type=int, default=2, help='batch for the proxies (taken on CPU)')
+parser.add_argument('--no-gmacs', action='store_true', help='skip the fvcore GMAC count')
+parser.add_argument('--results-file', default='', help='write results (.csv or .json)')
+
+
+def parse_entry(entry: str, common: Dict) -> Tuple[str, Dict]:
+    """'name@k=v,k2=v2' -> (name, kwargs), the common kwargs first."""
+    name, _, spec = entry.partition('@')
+    kw = dict(common)
+    for item in filter(None, spec.split(',')):
+        key, val = item.split('=', 1)
+        kw[key] = _literal(val)
+    return name, kw
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts aten op calls by name (overload packet), e.g. counter.counts['mm']."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func._overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def copies(self) -> int:
+        return sum(self.counts[k] for k in COPY_OPS)
+
+
+def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes autograd saves for backward in model(x) (storages counted once, parameters excluded)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages = {}
+
+    def pack(t: torch.Tensor):
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    del out
+    return sum(storages.values())
+
+
+def proxies(model: nn.Module, x: torch.Tensor) -> Dict:
+    """aten ops and copy ops over one forward + backward, and saved MiB per image."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    counter = OpCounter()
+    with counter:
+        model(x).float().sum().backward()
+    model.zero_grad(set_to_none=True)
+    saved = saved_bytes(model, x)
+    return dict(aten_ops=counter.total, copy_ops=counter.copies,
+                saved_mib_per_img=round(saved / x.shape[0] / 2 ** 20, 1))
+
+
+def count_gmacs(model: nn.Module, x: torch.Tensor) -> float:
+    from fvcore.nn import FlopCountAnalysis
+    fused = [(m, m.fused) for m in model.modules() if isinstance(m, DynaMixerBlock)]
+    for m, _ in fused:
+        m.fused = False  # fvcore traces the plain path (same function)
+    try:
+        fca = FlopCountAnalysis(model.eval(), x)
+        fca.set_op_handle('aten::layer_norm', None)
+        fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return round(fca.total() / x.shape[0] / 1e9, 2)
+    finally:
+        for m, f in fused:
+            m.fused = f
+
+
+class Bench:
+    """One model entry: builds the model, times inference / train steps on demand."""
+
+    def __init__(self, entry: str, args):
+        self.name, self.kwargs = parse_entry(entry, args.model_kwargs)
+        self.entry = entry
+        self.args = args
+        self.device = torch.device(args.device)
+        kw = dict(self.kwargs)
+        if args.img_size is not None:
+            kw.setdefault('img_size', args.img_size)
+        self.model = timm.create_model(self.name, **kw)
+        cfg = self.model.pretrained_cfg
+        size = args.img_size or cfg['input_size'][-1]
+        self.input_size = (cfg['input_size'][0], size, size)
+        self.num_classes = self.model.num_classes
+        self.param_count = sum(p.numel() for p in self.model.parameters())
+        self.amp = torch.autocast(self.device.type, dtype=getattr(torch, args.amp_dtype)) if args.amp else nullcontext()
+        self.result = dict(model=entry, param_count=round(self.param_count / 1e6, 2), batch_size=args.batch_size,
+                           img_size=size, device=args.device, amp=args.amp_dtype if args.amp else 'fp32',
+                           torchcompile=args.torchcompile or '')
+        self.infer_times: List[float] = []
+        self.train_times: List[float] = []
+
+    def measure_static(self):
+        args = self.args
+        if not args.no_gmacs:
+            self.result['gmacs'] = count_gmacs(self.model, torch.randn(1, *self.input_size))
+        if not args.no_proxies:
+            model = self.model
+            self.result.update(proxies(model, torch.randn(args.proxy_batch, *self.input_size)))
+
+    def prepare(self):
+        self.model.to(self.device)
+        self.infer_model = self.train_model = self.model
+        self.example = torch.randn(self.args.batch_size, *self.input_size, device=self.device)
+        self.target = torch.randint(0, max(self.num_classes, 1), (self.args.batch_size,), device=self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=1e-4, **({'fused': True} if self.device.type == 'cuda' else {}))
+        if self.args.torchcompile:
+            t0 = time.perf_counter()
+            compile_layers(self.model, backend=self.args.torchcompile)
+            self.result['compile_setup_s'] = round(time.perf_counter() - t0, 2)
+
+    def _sync(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    def infer_step(self):
+        with torch.no_grad(), self.amp:
+            self.infer_model(self.example)
+
+    def train_step(self):
+        with self.amp:
+            out = self.train_model(self.example)
+            loss = nn.functional.cross_entropy(out.float(), self.target) if self.num_classes else out.float().mean()
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def warmup(self, kind: str):
+        step = self.infer_step if kind == 'inference' else self.train_step
+        (self.model.eval() if kind == 'inference' else self.model.train())
+        if self.device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        for _ in range(self.args.num_warm_iter):
+            step()
+        self._sync()
+        self.result[f'{kind[:5]}_warmup_s'] = round(time.perf_counter() - t0, 2)
+
+    def timed(self, kind: str) -> float:
+        step = self.infer_step if kind == 'inference' else self.train_step
+        (self.model.eval() if kind == 'inference' else self.model.train())
+        self._sync()
+        t0 = time.perf_counter()
+        for _ in range(self.args.num_bench_iter):
+            step()
+        self._sync()
+        dt = (time.perf_counter() - t0) / self.args.num_bench_iter
+        (self.infer_times if kind == 'inference' else self.train_times).append(dt)
+        if self.device.type == 'cuda':
+            key = f'{kind[:5]}_peak_mem_gib'
+            self.result[key] = round(max(self.result.get(key, 0), torch.cuda.max_memory_allocated(self.device) / 2 ** 30), 2)
+        return dt
+
+    def summarize(self):
+        B = self.args.batch_size
+        for kind, times in (('infer', self.infer_times), ('train', self.train_times)):
+            if times:
+                med = statistics.median(times)
+                self.result[f'{kind}_samples_per_sec'] = round(B / med, 2)
+                self.result[f'{kind}_step_time_ms'] = round(1e3 * med, 1)
+                self.result[f'{kind}_rounds_samples_per_sec'] = ' '.join(f'{B / t:.2f}' for t in times)
+        return self.result
+
+
+def write_results(results: List[Dict], path: str):
+    if path.endswith('.json'):
+        with open(path, 'w') as f:
+            json.dump(results, f, indent=2)
+        return
+    keys = []
+    for r in results:
+        keys += [k for k in r if k not in keys]
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(results)
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    args = parser.parse_args(argv)
+    entries = list(args.model or [])
+    if args.model_list:
+        with open(args.model_list) as f:
+            entries += [line.strip() for line in f if line.strip() and not line.startswith('#')]
+    if not entries:
+        parser.error('give --model or --model-list')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _logger.info(f'torch {torch.__version__}, timm {timm.__version__}, device {args.device}, '
+                 f'threads {torch.get_num_threads()}, batch {args.batch_size}')
+
+    benches = [Bench(e, args) for e in entries]
+    for b in benches:
+        b.measure_static()
+        b.prepare()
+    kinds = ['inference', 'train'] if args.bench == 'both' else [args.bench]
+    for kind in kinds:
+        for b in benches:
+            b.warmup(kind)
+        for r in range(args.rounds):
+            for b in benches:  # interleaved: every round visits every model
+                dt = b.timed(kind)
+                _logger.info(f'{kind} round {r} {b.entry}: {args.batch_size / dt:.2f} img/s')
+    results = [b.summarize() for b in benches]
+    for r in results:
+        _logger.info(json.dumps(r))
+    if args.results_file:
+        write_results(results, args.results_file)
+    return results
+
+
+if __name__ == '__main__':
+    main()
