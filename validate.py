@@ -50,18 +50,19 @@ parser.add_argument('--num-samples', type=int, default=None, metavar='N',
                     help='evaluate a deterministic class-balanced subset of N samples (default: all)')
 parser.add_argument('--strict-data', action='store_true',
                     help='stop at the first unreadable image instead of skipping it with a warning')
-parser.add_argument('--model', '-m', metavar='NAME', default='dynamixer_s', help='model architecture (default: dynamixer_s)')
+parser.add_argument('--model', '-m', metavar='NAME', default=None,
+                    help="model architecture (default: the checkpoint's training args, else dynamixer_s)")
 parser.add_argument('--pretrained', action='store_true', help="use the model's pretrained weights")
 parser.add_argument('--checkpoint', default='', metavar='FILE', help='checkpoint file to evaluate')
 parser.add_argument('--use-ema', action='store_true', help="use the checkpoint's EMA weights (state_dict_ema)")
-parser.add_argument('--num-classes', type=int, default=None, help='number of label classes (default: the model default)')
-parser.add_argument('--img-size', type=int, default=None, metavar='N', help='input image size (default: the model default)')
-parser.add_argument('--in-chans', type=int, default=None, metavar='N', help='image input channels, 1 or 3 (default: 3)')
-parser.add_argument('--crop-pct', type=float, default=None, metavar='PCT', help='center crop fraction (default: the model default)')
+parser.add_argument('--num-classes', type=int, default=None, help='number of label classes (default: training args, else the model default)')
+parser.add_argument('--img-size', type=int, default=None, metavar='N', help='input image size (default: training args, else the model default)')
+parser.add_argument('--in-chans', type=int, default=None, metavar='N', help='image input channels, 1 or 3 (default: training args, else 3)')
+parser.add_argument('--crop-pct', type=float, default=None, metavar='PCT', help='center crop fraction (default: training args, else the model default)')
 parser.add_argument('--crop-mode', default=None, metavar='MODE', help='crop mode: center, squash, border')
-parser.add_argument('--mean', type=float, nargs='+', default=None, metavar='MEAN', help='override dataset mean')
-parser.add_argument('--std', type=float, nargs='+', default=None, metavar='STD', help='override dataset std')
-parser.add_argument('--interpolation', default='', metavar='NAME', help='image resize interpolation (default: the model default)')
+parser.add_argument('--mean', type=float, nargs='+', default=None, metavar='MEAN', help='normalisation mean (default: training args, else the model default)')
+parser.add_argument('--std', type=float, nargs='+', default=None, metavar='STD', help='normalisation std (default: training args, else the model default)')
+parser.add_argument('--interpolation', default='', metavar='NAME', help='image resize interpolation (default: training args, else the model default)')
 parser.add_argument('-b', '--batch-size', type=int, default=256, metavar='N', help='mini-batch size (default: 256)')
 parser.add_argument('-j', '--workers', type=int, default=4, metavar='N', help='data loading workers (default: 4)')
 parser.add_argument('--no-prefetcher', action='store_true', help='normalise on the CPU instead of the device')
@@ -85,14 +86,38 @@ def create_model(args: argparse.Namespace) -> nn.Module:
         raise InputError(f'cannot create {args.model} {flags}'.rstrip() + f': {str(e).splitlines()[0]}') from None
 
 
-def load_weights(model: nn.Module, path: str, model_name: str, use_ema: bool = False) -> None:
-    """Load a checkpoint file into `model`, mapping other layouts with the model's `checkpoint_filter_fn`.
+# train.py records its args in the checkpoint; these decide the model and its input, so validation uses them
+# unless a flag says otherwise (the Fashion-MNIST recipe's mean/std, for one, differ from the model default)
+_TRAINING_ARGS = ('model', 'num_classes', 'img_size', 'in_chans', 'mean', 'std', 'crop_pct', 'crop_mode', 'interpolation')
+
+
+def apply_training_args(args: argparse.Namespace, checkpoint: Dict, path: str) -> None:
+    """Fill the flags the user did not give from the training args stored in a train.py checkpoint."""
+    train_args = checkpoint.get('args')
+    if not isinstance(train_args, dict):
+        return
+    train_args = dict(train_args)
+    input_size = train_args.get('input_size')
+    if isinstance(input_size, (list, tuple)) and len(input_size) == 3 and input_size[1] == input_size[2]:
+        train_args.setdefault('in_chans', input_size[0])
+        train_args['img_size'] = train_args.get('img_size') or input_size[1]
+    taken = []
+    for key in _TRAINING_ARGS:
+        value = train_args.get(key)
+        if value not in (None, '') and getattr(args, key) in (None, ''):
+            setattr(args, key, value)
+            taken.append(f"--{key.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}")
+    if taken:
+        _logger.info(f"from the training args in {path}: {', '.join(taken)}")
+
+
+def load_weights(model: nn.Module, checkpoint: Dict, path: str, model_name: str, use_ema: bool = False) -> None:
+    """Load a checkpoint (as read by `load_checkpoint_file`) into `model`, mapping other layouts with the
+    model's `checkpoint_filter_fn`.
 
     Raises:
-        CheckpointError: the file is missing, truncated or not a checkpoint.
         InputError: the weights are of another architecture, class count, input size or channel count.
     """
-    checkpoint = load_checkpoint_file(path)
     if use_ema and not any(isinstance(checkpoint.get(k), dict) for k in ('state_dict_ema', 'model_ema')):
         raise InputError(f"checkpoint '{path}' holds no EMA weights (state_dict_ema): drop --use-ema")
     state_dict = {k: v for k, v in state_dict_from_checkpoint(checkpoint, use_ema).items() if isinstance(v, torch.Tensor)}
@@ -154,9 +179,13 @@ def validate(args: argparse.Namespace) -> Dict:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
 
+    checkpoint = load_checkpoint_file(args.checkpoint) if args.checkpoint else None
+    if checkpoint is not None:
+        apply_training_args(args, checkpoint, args.checkpoint)
+    args.model = args.model or 'dynamixer_s'
     model = create_model(args)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint, args.model, args.use_ema)
+    if checkpoint is not None:
+        load_weights(model, checkpoint, args.checkpoint, args.model, args.use_ema)
     elif not args.pretrained:
         _logger.warning('no --checkpoint and no --pretrained: evaluating randomly initialised weights')
     param_count = sum(p.numel() for p in model.parameters())

@@ -313,20 +313,35 @@ def test_validate_torch_cifar10_missing_is_one_error_line(tmp_path, checkpoint, 
 
 @pytest.mark.skipif(not os.path.exists('/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz'),
                     reason='needs the Debian package dataset-fashion-mnist')
-def test_validate_fashion_mnist_subset_top1_equals_direct_computation(tmp_path, capsys):
+def test_validate_fashion_mnist_takes_model_and_data_settings_from_the_training_args(tmp_path, capsys):
     from dynamixer.data import create_fashion_mnist_dataset
     model = _tiny_model(num_classes=10, img_size=28, in_chans=1)
-    path = _save_checkpoint(tmp_path / 'fm.pth.tar', model)
-    rc, _, err = _run_main(['--dataset', 'fashion_mnist', '--model', 'dynamixer_xs', '--img-size', 28, '--in-chans', 1,
-                            '--num-classes', 10, '--checkpoint', path, '--num-samples', 40, '-j', 0,
-                            '--mean', 0.5, '--std', 0.5, '--results-file', tmp_path / 'r.json'], capsys)
+    train_args = dict(model='dynamixer_xs', num_classes=10, img_size=28, in_chans=1, mean=[0.2860], std=[0.3530],
+                      crop_pct=None, interpolation='', lr=2e-3)  # as train.py stores them
+    path = _save_checkpoint(tmp_path / 'fm.pth.tar', model, args=train_args)
+    rc, _, err = _run_main(['--dataset', 'fashion_mnist', '--checkpoint', path, '--num-samples', 40, '-j', 0,
+                            '--results-file', tmp_path / 'r.json'], capsys)
     assert rc == 0, err
+    assert '--model dynamixer_xs, --num-classes 10, --img-size 28, --in-chans 1, --mean 0.286, --std 0.353' in err
     results = json.loads((tmp_path / 'r.json').read_text())
     ds = create_fashion_mnist_dataset(None, 'test', num_samples=40)
-    x = (torch.from_numpy(ds.data).float()[:, None] / 255 - 0.5) / 0.5  # (40, 1, 28, 28)
+    x = (torch.from_numpy(ds.data).float()[:, None] / 255 - 0.2860) / 0.3530  # (40, 1, 28, 28)
     top1, _, loss = _direct_metrics(model, x, torch.tensor(ds.targets))
-    assert results['num_images'] == 40 and results['in_chans'] == 1
+    assert results['model'] == 'dynamixer_xs' and results['num_images'] == 40 and results['in_chans'] == 1
     assert results['top1'] == pytest.approx(top1, abs=1e-3) and results['loss'] == pytest.approx(loss, rel=1e-4)
+
+
+def test_validate_flags_override_the_training_args(folder, tmp_path, capsys):
+    root, pixels, labels = folder
+    model = _tiny_model()
+    path = _save_checkpoint(tmp_path / 'm.pth.tar', model, args=dict(model='dynamixer_xs', num_classes=NUM_CLASSES,
+                                                                      img_size=IMG, mean=[0.9], std=[0.1]))
+    rc, _, err = _run_main([root, '--checkpoint', path, '--mean', *IMAGENET_DEFAULT_MEAN, '--std', *IMAGENET_DEFAULT_STD,
+                            '-j', 0, '--results-file', tmp_path / 'r.json'], capsys)
+    assert rc == 0, err
+    top1, _, loss = _direct_metrics(model, _normalize(pixels), labels)
+    results = json.loads((tmp_path / 'r.json').read_text())
+    assert results['loss'] == pytest.approx(loss, rel=1e-4) and results['top1'] == pytest.approx(top1, abs=1e-3)
 
 
 def test_validate_reference_layout_checkpoint_matches_the_reference_model(tmp_path, capsys):
@@ -346,3 +361,19 @@ def test_validate_reference_layout_checkpoint_matches_the_reference_model(tmp_pa
     results = json.loads((tmp_path / 'r.json').read_text())
     top1, top5, loss = _direct_metrics(ref, _normalize(pixels), torch.arange(NUM_CLASSES))
     assert results['top1'] == pytest.approx(top1, abs=1e-3) and results['loss'] == pytest.approx(loss, rel=1e-4)
+
+
+def test_validate_reproduces_train_py_eval_metrics_from_its_checkpoint_alone(tmp_path, image_folder, train_cli, capsys):
+    import csv
+    result = train_cli([image_folder, '--model', 'dynamixer_xs', '--img-size', '32', '-b', '3', '-j', '0', '--epochs', '1',
+                        '--warmup-epochs', '0', '--mean', '0.5', '0.5', '0.5', '--std', '0.25', '0.25', '0.25',
+                        '--output', tmp_path, '--experiment', 'run'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / 'run' / 'summary.csv') as f:
+        summary = list(csv.DictReader(f))[-1]
+    rc, _, err = _run_main([image_folder, '--checkpoint', tmp_path / 'run' / 'last.pth.tar', '-j', 0,
+                            '--results-file', tmp_path / 'r.json'], capsys)
+    assert rc == 0, err
+    results = json.loads((tmp_path / 'r.json').read_text())
+    assert results['loss'] == pytest.approx(float(summary['eval_loss']), rel=1e-4)
+    assert results['top1'] == pytest.approx(float(summary['eval_top1']), abs=1e-3)
