@@ -1,0 +1,61 @@
+"""benchmark.py: runs on CPU for a tiny model and writes the expected columns; the op counter counts right."""
+import csv
+
+import torch
+
+import benchmark
+from benchmark import OpCounter, saved_bytes
+
+
+def test_op_counter_counts_a_known_sequence():
+    a = torch.randn(4, 3)
+    b = torch.randn(3, 5)
+    with OpCounter() as counter:
+        c = a @ b  # mm
+        d = c.t().contiguous()  # t, clone
+        e = torch.cat([d, d])  # cat
+        e.add_(1)  # add_
+    assert counter.counts['mm'] == 1
+    assert counter.counts['t'] == 1
+    assert counter.counts['clone'] == 1
+    assert counter.counts['cat'] == 1
+    assert counter.counts['add_'] == 1
+    assert counter.total == 5
+    assert counter.copies == 2  # clone and cat
+
+
+def test_saved_bytes_counts_each_storage_once_and_skips_parameters():
+    lin = torch.nn.Linear(8, 8, bias=False)
+    x = torch.randn(4, 8, requires_grad=True)
+
+    class Square(torch.nn.Module):
+        def forward(self, t):
+            y = lin(t)
+            return y * y  # saves y twice (one storage)
+
+    assert saved_bytes(torch.nn.ModuleDict({'lin': lin}).lin, x) == 4 * 8 * 4  # x; the weight is a parameter
+    model = Square()
+    model.lin = lin
+    assert saved_bytes(model, x) == 2 * 4 * 8 * 4  # x (for the weight grad) and y
+
+
+def test_benchmark_runs_tiny_models_side_by_side_and_writes_results(tmp_path):
+    out = tmp_path / 'results.csv'
+    results = benchmark.main([
+        '--model', 'dynamixer_xs', 'dynamixer_xs@fused=False', '--model-kwargs', 'num_classes=10',
+        '--bench', 'both', '-b', '2', '--device', 'cpu', '--num-warm-iter', '1', '--num-bench-iter', '1',
+        '--rounds', '2', '--results-file', str(out)])
+    assert len(results) == 2
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert [r['model'] for r in rows] == ['dynamixer_xs', 'dynamixer_xs@fused=False']
+    for col in ('param_count', 'gmacs', 'aten_ops', 'copy_ops', 'saved_mib_per_img', 'infer_samples_per_sec',
+                'train_samples_per_sec', 'infer_rounds_samples_per_sec', 'batch_size', 'img_size', 'device'):
+        assert col in rows[0], col
+    fused, plain = rows
+    assert fused['param_count'] == plain['param_count']
+    assert fused['gmacs'] == plain['gmacs'] and float(fused['gmacs']) > 0
+    assert int(fused['aten_ops']) < int(plain['aten_ops'])
+    assert int(fused['copy_ops']) < int(plain['copy_ops'])
+    assert float(fused['saved_mib_per_img']) < float(plain['saved_mib_per_img'])
+    assert len(fused['infer_rounds_samples_per_sec'].split()) == 2
