@@ -19,6 +19,7 @@ What this implementation changes with respect to the authors' code (behaviour an
 
 The operation itself lives in `dynamixer.ops` (a plain PyTorch path and a fused fast path).
 """
+import os
 from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple, Type, Union
 
@@ -797,6 +798,10 @@ default_cfgs = generate_default_cfgs({
     'dynamixer_m': _cfg(),
     'dynamixer_l': _cfg(crop_pct=0.875),
     'dynamixer_xs': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0),
+    # trained here on Fashion-MNIST (configs/dynamixer_xs_fashion_mnist.yaml, docs/results.md); shipped in the package
+    'dynamixer_xs.fmnist': _cfg(
+        file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_fmnist.safetensors'),
+        num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,)),
 })
 
 

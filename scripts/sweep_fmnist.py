@@ -7,8 +7,8 @@ through `python scripts/sweep_fmnist.py train --model-kwargs JSON -- <train.py a
 unchanged in this process with those arguments added to its `timm.create_model` call.
 
     python scripts/sweep_fmnist.py list
-    python scripts/sweep_fmnist.py run peers --seeds 0 1          # one run after the other
-    python scripts/sweep_fmnist.py run ablations --seeds 0 --only static dense
+    python scripts/sweep_fmnist.py run peers ablations --seeds 0 1   # one run after the other, seed-major
+    python scripts/sweep_fmnist.py run ablations --seeds 0 --only static_xs dense_xs
     python scripts/sweep_fmnist.py collect > docs/results/sweep.csv
 
 Runs land in runs/sweep/<name>-s<seed>/ (train.py's summary.csv, args.yaml, checkpoints, log) with
@@ -141,7 +141,7 @@ def main():
     sub = p.add_subparsers(dest='cmd', required=True)
     sub.add_parser('list')
     r = sub.add_parser('run')
-    r.add_argument('group', choices=sorted(GROUPS))
+    r.add_argument('groups', nargs='+', choices=sorted(GROUPS), help='groups, run in this order for each seed')
     r.add_argument('--seeds', type=int, nargs='+', default=[0])
     r.add_argument('--only', nargs='+', default=None, help='run only these names of the group')
     r.add_argument('--output', default=os.path.join('runs', 'sweep'))
@@ -156,11 +156,12 @@ def main():
             for name, (model, kwargs, extra) in runs.items():
                 print(f'{g:10s} {name:18s} {model:16s} {json.dumps(kwargs)} {" ".join(extra)}')
     elif args.cmd == 'run':
-        runs = GROUPS[args.group]
-        names = args.only or list(runs)
-        for seed in args.seeds:
-            for name in names:
-                run_one(name, runs[name], seed, args.output, SHORT)
+        for seed in args.seeds:  # seed-major: a first seed of everything before a second one
+            for group in args.groups:
+                runs = GROUPS[group]
+                for name in args.only or list(runs):
+                    if name in runs:
+                        run_one(name, runs[name], seed, args.output, SHORT)
     elif args.cmd == 'collect':
         collect(args.output)
     else:
