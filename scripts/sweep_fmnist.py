@@ -29,9 +29,9 @@ from functools import partial
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join('configs', 'dynamixer_xs_fashion_mnist.yaml')
 
-# Short budget: 3 epochs of a fixed class-balanced 12000-image subset (36k images, 282 steps of 128),
+# Short budget: 4 epochs of a fixed class-balanced 4500-image subset (18k images, 140 steps of 128),
 # evaluated on a fixed class-balanced 2000-image subset of the test set.
-SHORT = ['--train-num-samples', '12000', '--epochs', '3', '--warmup-epochs', '1', '--val-num-samples', '2000',
+SHORT = ['--train-num-samples', '4500', '--epochs', '4', '--warmup-epochs', '1', '--val-num-samples', '2000',
          '--crop-pct', '1.0', '--checkpoint-hist', '1', '--log-interval', '1000']
 
 # name: (timm model name, constructor kwargs added by this script, extra train.py args)
