@@ -166,23 +166,20 @@ class FusedTokenMix(torch.autograd.Function):
         x = x.contiguous()
         B, H, W, C = x.shape
         T, HW = B * H * W, H * W
-        x2 = x.view(T, C)
         x3 = x.view(B, HW, C)
-        P_op = lambda i, name: params[i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)]
         n_ops = len(op_cfg)
+        op_p = [dict(zip(_OP_PARAMS, params[i * _NUM_OP_PARAMS:(i + 1) * _NUM_OP_PARAMS])) for i in range(n_ops)]
         wc = params[n_ops * _NUM_OP_PARAMS]
         fc1w, fc1b, fc2w, fc2b = params[n_ops * _NUM_OP_PARAMS + 1:]
 
-        # 1. one GEMM compresses x for every (non-static) op: (T, C) -> (T, sum G*d)
-        comp_w = [P_op(i, 'compress.weight') for i in range(n_ops) if op_cfg[i][0] != 'static']
-        y1 = None
-        if len(comp_w):
-            y1 = x2 @ (torch.cat(comp_w, 0) if len(comp_w) > 1 else comp_w[0]).t()
-        comp_off, off = [], 0
-        for i in range(n_ops):
-            comp_off.append(off)
-            if op_cfg[i][0] != 'static':
-                off += op_cfg[i][1] * op_cfg[i][2]
+        # 1. one GEMM compresses x for every (non-static) op: (T, C) -> (T, sum G*d); the weights are tiny
+        comp_ops = [i for i in range(n_ops) if op_cfg[i][0] != 'static']
+        wcomp = y1 = None
+        if comp_ops:
+            wcomp = torch.cat([op_p[i]['compress.weight'] for i in comp_ops]) if len(comp_ops) > 1 \
+                else op_p[comp_ops[0]]['compress.weight']
+            y1 = x.view(T, C) @ wcomp.t()
+        comp_off = _offsets(op_cfg, comp_ops)
 
         # 2. per mixing branch: mixing weights and mixed tokens M (B, H, W, C), before the out Linear
         Ms, comps = [], []
@@ -191,11 +188,11 @@ class FusedTokenMix(torch.autograd.Function):
             L = H if axis == 'h' else W
             comp = None
             if kind != 'static':
-                # compressed tokens of this op, head-major: (B, H, W, G, d) -> (N*G, L, d), plus bias
+                # compressed tokens of this op, head-major (N*G, L, d), plus the compress bias
                 comp = _head_major(y1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G * d), axis, G)
-                comp.view(-1, G, L, d).add_(P_op(i, 'compress.bias').view(G, 1, d))
-            P = _mixing_weights(kind, comp, P_op(i, 'generate.weight'), P_op(i, 'generate.bias'),
-                                P_op(i, 'static_logits'), G, L)
+                comp.view(-1, G, L, d).add_(op_p[i]['compress.bias'].view(G, 1, d))
+            P = _mixing_weights(kind, comp, op_p[i]['generate.weight'], op_p[i]['generate.bias'],
+                                op_p[i]['static_logits'], G, L)
             xs = _head_major(x, axis, G)  # (N*G, L, c)
             if kind == 'dynamic':
                 Mh = torch.bmm(P.transpose(1, 2), xs)  # M_j = sum_i P[i, j] x_i
@@ -210,43 +207,44 @@ class FusedTokenMix(torch.autograd.Function):
 
         # 3. combine: y = sum_k a_k * (X_k W_k^T + b_k), X_k = M_k (mixing branches) or x (channel branch)
         Xs = [M.view(B, HW, C) for M in Ms] + ([x3] if has_c else [])
-        Ws = [P_op(i, 'out.weight') for _, i in axes] + ([wc] if has_c else [])
-        bs = [P_op(i, 'out.bias') for _, i in axes] + ([None] if has_c else [])
+        Ws = [op_p[i]['out.weight'] for _, i in axes] + ([wc] if has_c else [])
+        bs = [op_p[i]['out.bias'] for _, i in axes]  # the channel branch has no bias
         if has_rw:
-            # a = softmax over branches of MLP(mean(h + w + c)); mean(X W^T + b) = mean(X) W^T + b
-            means = [X.mean(1) for X in Xs]  # (B, C) each
-            s = means[0] @ Ws[0].t()
-            for m, w in zip(means[1:], Ws[1:]):
+            # a = softmax over branches of MLP(mean(h + w + c)), with mean(X W^T + b) = mean(X) W^T + b
+            sums = [X.sum(1) for X in Xs]  # (B, C) token sums
+            s = sums[0] @ Ws[0].t()
+            for m, w in zip(sums[1:], Ws[1:]):
                 s.addmm_(m, w.t())
+            s.div_(HW)
             for b in bs:
-                if b is not None:
-                    s.add_(b)
+                s.add_(b)
             f = torch.addmm(fc1b, s, fc1w.t())
             g = F.gelu(f)
             a = _softmax(torch.addmm(fc2b, g, fc2w.t()).view(B, C, len(Xs)), 2)  # (B, C, n), channel-major
-            bias = None  # (B, C): sum_k a_k * b_k
-            for k, b in enumerate(bs):
-                if b is not None:
-                    bias = a[:, :, k] * b if bias is None else bias.addcmul_(a[:, :, k], b)
+            ak = a.unbind(2)
             y = None
+            if bs:
+                bias = ak[0] * bs[0]  # (B, C): sum_k a_k * b_k
+                for k in range(1, len(bs)):
+                    bias.addcmul_(ak[k], bs[k])
+                y = bias.unsqueeze(1)
             for k, (X, w) in enumerate(zip(Xs, Ws)):
-                wk = (a[:, :, k, None] * w).transpose(1, 2)  # (B, C_in, C_out): per-sample scaled rows
-                if y is None:
-                    y = torch.baddbmm(bias[:, None, :], X, wk) if bias is not None else torch.bmm(X, wk)
-                else:
-                    y.baddbmm_(X, wk)
-            ctx.save_for_backward(x, *Ms, *comps, *params, s, f, g, a, *means)
+                wk = (ak[k].unsqueeze(2) * w).transpose(1, 2)  # (B, C_in, C_out): per-sample scaled rows
+                # y is (B, 1, C) bias on the first branch (broadcast by baddbmm), then accumulated in place
+                y = torch.bmm(X, wk) if y is None else torch.baddbmm(y, X, wk) if y.shape[1] == 1 \
+                    else y.baddbmm_(X, wk)
+            ctx.save_for_backward(x, wcomp, *Ms, *comps, *params, s, f, g, a, *sums)
         else:
             y = None
-            for X, w, b in zip(Xs, Ws, bs):
+            for k, (X, w) in enumerate(zip(Xs, Ws)):
                 X2 = X.view(T, C)
                 if y is None:
-                    y = torch.addmm(b, X2, w.t()) if b is not None else X2 @ w.t()
+                    y = torch.addmm(bs[k], X2, w.t()) if k < len(bs) else X2 @ w.t()
                 else:
                     y.addmm_(X2, w.t())
-                    if b is not None:
-                        y.add_(b)
-            ctx.save_for_backward(x, *Ms, *comps, *params)
+                    if k < len(bs):
+                        y.add_(bs[k])
+            ctx.save_for_backward(x, wcomp, *Ms, *comps, *params)
         ctx.cfg = cfg
         ctx.n_params = len(params)
         return y.view(B, H, W, C)
@@ -255,119 +253,119 @@ class FusedTokenMix(torch.autograd.Function):
     def backward(ctx, dy):
         axes, op_cfg, has_c, has_rw = ctx.cfg
         saved = ctx.saved_tensors
-        n_br, n_ops = len(axes), len(op_cfg)
-        x = saved[0]
-        Ms = saved[1:1 + n_br]
-        comps = saved[1 + n_br:1 + 2 * n_br]
-        params = saved[1 + 2 * n_br:1 + 2 * n_br + ctx.n_params]
-        rest = saved[1 + 2 * n_br + ctx.n_params:]
-        P_op = lambda i, name: params[i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)]
+        n_br, n_ops, n_p = len(axes), len(op_cfg), ctx.n_params
+        x, wcomp = saved[:2]
+        Ms = saved[2:2 + n_br]
+        comps = saved[2 + n_br:2 + 2 * n_br]
+        params = saved[2 + 2 * n_br:2 + 2 * n_br + n_p]
+        rest = saved[2 + 2 * n_br + n_p:]
+        op_p = [dict(zip(_OP_PARAMS, params[i * _NUM_OP_PARAMS:(i + 1) * _NUM_OP_PARAMS])) for i in range(n_ops)]
+        idx = lambda i, name: i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)  # noqa: E731
         wc = params[n_ops * _NUM_OP_PARAMS]
-        fc1w, fc1b, fc2w, fc2b = params[n_ops * _NUM_OP_PARAMS + 1:]
+        fc1w, fc2w = params[n_ops * _NUM_OP_PARAMS + 1], params[n_ops * _NUM_OP_PARAMS + 3]
         B, H, W, C = x.shape
         T, HW = B * H * W, H * W
-        dy = dy.contiguous()
-        dy3, dy2 = dy.view(B, HW, C), dy.view(T, C)
-        x3, x2 = x.view(B, HW, C), x.view(T, C)
-        grads: List[Optional[torch.Tensor]] = [None] * ctx.n_params
+        dy3 = dy.contiguous().view(B, HW, C)
+        grads: List[Optional[torch.Tensor]] = [None] * n_p
 
-        def acc(idx: int, g: torch.Tensor):
-            grads[idx] = g if grads[idx] is None else grads[idx] + g
+        def acc(i: int, g: torch.Tensor):
+            grads[i] = g if grads[i] is None else grads[i] + g
 
-        op_idx = lambda i, name: i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)
-        Xs = [M.view(B, HW, C) for M in Ms] + ([x3] if has_c else [])
-        Ws = [P_op(i, 'out.weight') for _, i in axes] + ([wc] if has_c else [])
-        w_idx = [op_idx(i, 'out.weight') for _, i in axes] + ([n_ops * _NUM_OP_PARAMS] if has_c else [])
-        b_idx = [op_idx(i, 'out.bias') for _, i in axes] + ([None] if has_c else [])
-        dXs: List[torch.Tensor] = []
+        Xs = [M.view(B, HW, C) for M in Ms] + ([x.view(B, HW, C)] if has_c else [])
+        Ws = [op_p[i]['out.weight'] for _, i in axes] + ([wc] if has_c else [])
+        w_idx = [idx(i, 'out.weight') for _, i in axes] + ([n_ops * _NUM_OP_PARAMS] if has_c else [])
+        b_idx = [idx(i, 'out.bias') for _, i in axes]
+        dXs: List[torch.Tensor] = []  # gradients of the branch inputs, (B, HW, C)
 
         # combine backward
         if has_rw:
             s, f, g, a = rest[:4]
-            means = rest[4:]
+            sums = rest[4:]
             n = len(Xs)
-            dsum = dy3.sum(1)  # (B, C): sum over tokens of dy
-            Ds = [torch.bmm(dy3.transpose(1, 2), X) for X in Xs]  # (B, C_out, C_in) per branch
-            # gradient of the scales a (B, C, n): da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c]
-            da = torch.stack([(D * w).sum(2) for D, w in zip(Ds, Ws)], 2)
+            ak = a.unbind(2)
+            dsum = dy3.sum(1)  # (B, C): token sums of dy
+            dyT = dy3.transpose(1, 2)
+            Ds = [torch.bmm(dyT, X) for X in Xs]  # D_k[b] = dy_b^T X_k,b  (B, C_out, C_in)
+            das = [(D * w).sum(2) for D, w in zip(Ds, Ws)]  # da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c] ...
             for k, bi in enumerate(b_idx):
-                if bi is not None:
-                    da[:, :, k] += dsum * params[bi]
-            dr = _softmax_backward(da, a, 2).view(B, n * C)
-            grads[-2], grads[-1] = dr.t() @ g, dr.sum(0)  # fc2
+                das[k].addcmul_(dsum, params[bi])  # ... + b_k[o] * dsum[b, o]
+            dr = _softmax_backward(torch.stack(das, 2), a, 2).view(B, n * C)
+            grads[-2], grads[-1] = dr.t() @ g, dr.sum(0)  # reweight.fc2
             df = torch.ops.aten.gelu_backward(dr @ fc2w, f)
-            grads[-4], grads[-3] = df.t() @ s, df.sum(0)  # fc1
+            grads[-4], grads[-3] = df.t() @ s, df.sum(0)  # reweight.fc1
             ds = df @ fc1w  # (B, C): gradient of s = sum_k mean(X_k) W_k^T + b_k
-            for k, (D, X, w) in enumerate(zip(Ds, Xs, Ws)):
-                ak = a[:, :, k]
+            ds_mean = ds / HW
+            ds_sum = ds.sum(0)
+            for k, (D, w) in enumerate(zip(Ds, Ws)):
+                a_col = ak[k].unsqueeze(2)  # (B, C_out, 1)
                 # dW_k = sum_b a_k[b, o] D_k[b, o, c] + ds^T mean(X_k)
-                acc(w_idx[k], D.mul_(ak[:, :, None]).sum(0).addmm_(ds.t(), means[k]))
-                if b_idx[k] is not None:
-                    acc(b_idx[k], (ak * dsum).sum(0) + ds.sum(0))
-                # dX_k = dy (a_k * W_k) + (ds W_k) / HW broadcast over tokens
-                dXs.append(torch.baddbmm((ds @ w)[:, None, :].div(HW).expand(B, HW, C), dy3, ak[:, :, None] * w))
+                acc(w_idx[k], D.mul_(a_col).sum(0).addmm_(ds_mean.t(), sums[k]))
+                if k < len(b_idx):
+                    acc(b_idx[k], (ak[k] * dsum).sum(0).add_(ds_sum))
+                # dX_k = dy (a_k * W_k) + mean's gradient (ds W_k) / HW, the same for every token
+                dXs.append(torch.baddbmm((ds_mean @ w).unsqueeze(1), dy3, a_col * w))
         else:
+            dy2 = dy3.view(T, C)
             dsum0 = dy2.sum(0)
             for k, (X, w) in enumerate(zip(Xs, Ws)):
-                acc(w_idx[k], dy2.t() @ X.reshape(T, C))
-                if b_idx[k] is not None:
+                acc(w_idx[k], dy2.t() @ X.view(T, C))
+                if k < len(b_idx):
                     acc(b_idx[k], dsum0)
                 dXs.append((dy2 @ w).view(B, HW, C))
         dx = dXs[n_br].view(B, H, W, C) if has_c else torch.zeros_like(x)
 
         # mixing backward, recomputing the mixing weights from the compressed tokens
-        comp_w_ops = [i for i in range(n_ops) if op_cfg[i][0] != 'static']
-        total_gd = sum(op_cfg[i][1] * op_cfg[i][2] for i in comp_w_ops)
-        dy1 = torch.zeros(T, total_gd, dtype=x.dtype, device=x.device) if total_gd else None
-        comp_off, off = {}, 0
-        for i in comp_w_ops:
-            comp_off[i] = off
-            off += op_cfg[i][1] * op_cfg[i][2]
+        comp_ops = [i for i in range(n_ops) if op_cfg[i][0] != 'static']
+        comp_off = _offsets(op_cfg, comp_ops)
+        dy1 = x.new_zeros(T, wcomp.shape[0]) if wcomp is not None else None  # gradient of the compress GEMM
         for k, (axis, i) in enumerate(axes):
             kind, G, d = op_cfg[i]
             L = H if axis == 'h' else W
             c = C // G
             comp = comps[k]
-            P = _mixing_weights(kind, comp, P_op(i, 'generate.weight'), P_op(i, 'generate.bias'),
-                                P_op(i, 'static_logits'), G, L)
+            P = _mixing_weights(kind, comp, op_p[i]['generate.weight'], op_p[i]['generate.bias'],
+                                op_p[i]['static_logits'], G, L)
             xs = _head_major(x, axis, G)  # (NG, L, c)
             dMh = _head_major(dXs[k].view(B, H, W, C), axis, G)  # (NG, L_j, c)
             if kind == 'dynamic':
                 dxs = torch.bmm(P, dMh)  # dx_i = sum_j P[i, j] dM_j
-                dP = torch.bmm(xs, dMh.transpose(1, 2))  # dP[i, j] = x_i . dM_j
-                dl = _softmax_backward(dP, P, 1).view(P.shape[0], L * L)
-                gw, gb = op_idx(i, 'generate.weight'), op_idx(i, 'generate.bias')
-                acc(gw, dl.t() @ comp.view(-1, L * d))
-                acc(gb, dl.sum(0))
-                dcomp = (dl @ P_op(i, 'generate.weight')).view(-1, L, d)
+                dl = _softmax_backward(torch.bmm(xs, dMh.transpose(1, 2)), P, 1)  # dP[i, j] = x_i . dM_j
+                dl = dl.view(-1, L * L)
+                acc(idx(i, 'generate.weight'), dl.t() @ comp.view(-1, L * d))
+                acc(idx(i, 'generate.bias'), dl.sum(0))
+                dcomp = (dl @ op_p[i]['generate.weight']).view(-1, L, d)
             elif kind == 'dense':  # P here is (NG, L_j, L_i)
                 dxs = torch.bmm(P.transpose(1, 2), dMh)
-                dPt = torch.bmm(dMh, xs.transpose(1, 2))  # (NG, L_j, L_i)
-                dl = _softmax_backward(dPt, P, 2)
-                gw, gb = op_idx(i, 'generate.weight'), op_idx(i, 'generate.bias')
-                acc(gw, dl.reshape(-1, L).t() @ comp.reshape(-1, d))
-                acc(gb, dl.sum((0, 1)))
-                dcomp = dl @ P_op(i, 'generate.weight')  # (NG, L_j, d)
+                dl = _softmax_backward(torch.bmm(dMh, xs.transpose(1, 2)), P, 2)  # (NG, L_j, L_i)
+                acc(idx(i, 'generate.weight'), dl.view(-1, L).t() @ comp.view(-1, d))
+                acc(idx(i, 'generate.bias'), dl.sum((0, 1)))
+                dcomp = dl @ op_p[i]['generate.weight']  # (NG, L_j, d)
             else:  # static: P (G, L_i, L_j) shared by all sequences
                 xs4, dM4 = xs.view(-1, G, L, c), dMh.view(-1, G, L, c)
                 dxs = torch.matmul(P, dM4).view_as(xs)
                 dP = torch.einsum('ngic,ngjc->gij', xs4, dM4)
-                acc(op_idx(i, 'static_logits'), _softmax_backward(dP, P, 1))
+                acc(idx(i, 'static_logits'), _softmax_backward(dP, P, 1))
                 dcomp = None
             dx.view(B, H, W, G, c).add_(_token_major_view(dxs, axis, B, H, W, G))
             if dcomp is not None:
-                acc(op_idx(i, 'compress.bias'), dcomp.view(-1, G, L, d).sum((0, 2)).view(G * d))
-                sl = dy1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G, d)
-                sl.add_(_token_major_view(dcomp, axis, B, H, W, G))
+                acc(idx(i, 'compress.bias'), dcomp.view(-1, G, L, d).sum((0, 2)).view(G * d))
+                dy1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G, d).add_(
+                    _token_major_view(dcomp, axis, B, H, W, G))
         if dy1 is not None:
-            dwcomp = dy1.t() @ x2  # (sum G*d, C)
-            dx.view(T, C).addmm_(dy1, torch.cat([P_op(i, 'compress.weight') for i in comp_w_ops], 0)
-                                 if len(comp_w_ops) > 1 else P_op(comp_w_ops[0], 'compress.weight'))
-            for i in comp_w_ops:
-                G, d = op_cfg[i][1], op_cfg[i][2]
-                acc(op_idx(i, 'compress.weight'), dwcomp[comp_off[i]:comp_off[i] + G * d])
+            dwcomp = dy1.t() @ x.view(T, C)  # (sum G*d, C)
+            dx.view(T, C).addmm_(dy1, wcomp)
+            for i in comp_ops:
+                acc(idx(i, 'compress.weight'), dwcomp[comp_off[i]:comp_off[i] + op_cfg[i][1] * op_cfg[i][2]])
         return (None, dx, *grads)
 
+
+def _offsets(op_cfg, comp_ops) -> dict:
+    """Column offset of each compressing op's G*d outputs in the shared compress GEMM."""
+    offsets, off = {}, 0
+    for i in comp_ops:
+        offsets[i] = off
+        off += op_cfg[i][1] * op_cfg[i][2]
+    return offsets
 
 def compile_layers(model: torch.nn.Module, **compile_kwargs) -> torch.nn.Module:
     """Regional compilation: torch.compile every DynaMixerLayer in place (`nn.Module.compile`).

@@ -126,5 +126,5 @@ def test_fused_block_is_skipped_by_fx_tracing():
     from timm.models._features_fx import create_feature_extractor
     model = create_model('dynamixer_xs', num_classes=0).eval()
     fx = create_feature_extractor(model, return_nodes={'stages.1': 'out'})
-    x = torch.randn(1, 3, 32, 32)
+    x = torch.randn(1, model.in_chans, *model.img_size)
     assert torch.allclose(fx(x)['out'], model.stages[:2](model.stem(x)), atol=1e-5)
