@@ -9,7 +9,13 @@ unchanged in this process with those arguments added to its `timm.create_model` 
     python scripts/sweep_fmnist.py list
     python scripts/sweep_fmnist.py run peers ablations --seeds 0 1   # one run after the other, seed-major
     python scripts/sweep_fmnist.py run ablations --seeds 0 --only static_xs dense_xs
+    python scripts/sweep_fmnist.py transfer runs/xs_fmnist_main/model_best.pth.tar --img-size 32 --seeds 0
     python scripts/sweep_fmnist.py collect > docs/results/sweep.csv
+
+Resolution transfer: the 28-px checkpoint is fine-tuned at --img-size (FINETUNE budget) twice, once with its
+generators resampled to the new token count (what `checkpoint_filter_fn` does on load) and once with freshly
+initialised generators (every `generate` Linear / static matrix replaced by that of a new model at the new
+size; all other weights loaded).
 
 Runs land in runs/sweep/<name>-s<seed>/ (train.py's summary.csv, args.yaml, checkpoints, log) with
 run.json: the command, seed, wall time, host, CPU count and load average before and after.
@@ -33,6 +39,10 @@ RECIPE = os.path.join('configs', 'dynamixer_xs_fashion_mnist.yaml')
 # evaluated on a fixed class-balanced 2000-image subset of the test set.
 SHORT = ['--train-num-samples', '4500', '--epochs', '4', '--warmup-epochs', '1', '--val-num-samples', '2000',
          '--crop-pct', '1.0', '--checkpoint-hist', '1', '--log-interval', '1000']
+
+# Fine-tuning budget of the resolution-transfer runs: 2 epochs of 4500 images, lower constant-ish lr.
+FINETUNE = ['--train-num-samples', '4500', '--epochs', '2', '--warmup-epochs', '0', '--lr', '5e-4',
+            '--val-num-samples', '2000', '--crop-pct', '1.0', '--checkpoint-hist', '1', '--log-interval', '1000']
 
 # name: (timm model name, constructor kwargs added by this script, extra train.py args)
 PEERS = {
@@ -115,6 +125,27 @@ def run_one(name, spec, seed, out_dir, budget):
     print(f'end {exp}: rc {rc}, {wall:.0f} s', flush=True)
 
 
+def transfer_checkpoints(source, img_size, out_dir):
+    """Write the two starting points of the transfer runs; returns {name: path}."""
+    import torch
+    import timm
+    import dynamixer  # noqa: F401
+    ckpt = torch.load(source, map_location='cpu', weights_only=False)
+    state = ckpt.get('state_dict_ema') or ckpt.get('state_dict') or ckpt
+    torch.manual_seed(0)
+    fresh = timm.create_model('dynamixer_xs', img_size=img_size, in_chans=1, num_classes=10).state_dict()
+    fresh_gen = dict(state)
+    for k, v in fresh.items():
+        if '.generate.' in k or k.endswith('static_logits'):
+            fresh_gen[k] = v  # already the new size: loaded as is, not resampled
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {'resampled': os.path.join(out_dir, 'start_resampled.pth'),
+             'fresh_generator': os.path.join(out_dir, f'start_fresh_generator_{img_size}.pth')}
+    torch.save({'state_dict': state}, paths['resampled'])  # resampled by checkpoint_filter_fn on load
+    torch.save({'state_dict': fresh_gen}, paths['fresh_generator'])
+    return paths
+
+
 def collect(out_dir):
     """One CSV row per finished run: final and best top-1 on the eval subset, params, wall time."""
     w = csv.writer(sys.stdout)
@@ -145,6 +176,11 @@ def main():
     r.add_argument('--seeds', type=int, nargs='+', default=[0])
     r.add_argument('--only', nargs='+', default=None, help='run only these names of the group')
     r.add_argument('--output', default=os.path.join('runs', 'sweep'))
+    tr = sub.add_parser('transfer', help='fine-tune a 28-px checkpoint at another size, two generator inits')
+    tr.add_argument('source', help='train.py checkpoint of dynamixer_xs at 28 px')
+    tr.add_argument('--img-size', type=int, default=32)
+    tr.add_argument('--seeds', type=int, nargs='+', default=[0])
+    tr.add_argument('--output', default=os.path.join('runs', 'sweep'))
     c = sub.add_parser('collect')
     c.add_argument('--output', default=os.path.join('runs', 'sweep'))
     t = sub.add_parser('train', help='internal: train.py with extra model kwargs')
@@ -162,6 +198,12 @@ def main():
                 for name in args.only or list(runs):
                     if name in runs:
                         run_one(name, runs[name], seed, args.output, SHORT)
+    elif args.cmd == 'transfer':
+        paths = transfer_checkpoints(args.source, args.img_size, os.path.join(args.output, 'transfer_start'))
+        for seed in args.seeds:
+            for init, path in paths.items():
+                spec = ('dynamixer_xs', {}, ['--img-size', str(args.img_size), '--pretrained', '--pretrained-path', path])
+                run_one(f'transfer{args.img_size}_{init}', spec, seed, args.output, FINETUNE)
     elif args.cmd == 'collect':
         collect(args.output)
     else:
