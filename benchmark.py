@@ -16,7 +16,9 @@ Device-independent proxies (taken on CPU by default at --proxy-batch, the same o
   copy_ops: the calls among them to copy_, clone, _to_copy, cat, stack and _unsafe_view (the ops that
       materialise a copy; _unsafe_view is what reshape emits after a copy);
   saved_mib_per_img: bytes of the tensors autograd saves for backward (torch.autograd.graph
-      .saved_tensors_hooks), each storage counted once, parameters excluded, divided by the batch size.
+      .saved_tensors_hooks), each storage counted once, parameters excluded, divided by the batch size;
+  saved_mib_per_img_with_params: the same plus the parameter bytes, divided by the batch size (the
+      convention of the figures quoted in issue 4, which it reproduces at batch 2 within 2 MiB).
 GMACs: fvcore FlopCountAnalysis at batch 1 with LayerNorm not counted (as the DynaMixer paper / reference
 do); DynaMixer blocks are counted on their plain path (fvcore cannot see inside an autograd Function; the
 fused path computes the same function).
@@ -145,8 +147,10 @@ def proxies(model: nn.Module, x: torch.Tensor) -> Dict:
         model(x).float().sum().backward()
     model.zero_grad(set_to_none=True)
     saved = saved_bytes(model, x)
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     return dict(aten_ops=counter.total, copy_ops=counter.copies,
-                saved_mib_per_img=round(saved / x.shape[0] / 2 ** 20, 1))
+                saved_mib_per_img=round(saved / x.shape[0] / 2 ** 20, 1),
+                saved_mib_per_img_with_params=round((saved + param_bytes) / x.shape[0] / 2 ** 20, 1))
 
 
 def count_gmacs(model: nn.Module, x: torch.Tensor) -> float:

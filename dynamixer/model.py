@@ -31,7 +31,7 @@ from timm.layers import DropPath, Mlp, register_notrace_function, to_2tuple, tru
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
-from .ops import dynamixer_mix, GENERATORS
+from .ops import dynamixer_mix, dynamixer_norm_mlp, GENERATORS
 
 __all__ = ['DynaMixerOp', 'DynaMixerBlock', 'DynaMixerLayer', 'DynaMixerStage', 'DynaMixer']
 
@@ -257,7 +257,10 @@ class DynaMixerLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.token_mixer(self.norm1(x)))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        if self.token_mixer.fused and not torch.jit.is_scripting():
+            x = x + self.drop_path(dynamixer_norm_mlp(self, x))  # same as below; recomputes LN and GELU
+        else:
+            x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x
 
 

@@ -14,12 +14,15 @@ The fused path (`FusedTokenMix`, one autograd Function per block) differs from t
     the output channels of a branch's Linear, i.e. on the rows of its weight: each branch is one batched GEMM
     with per-sample weights a_k[b, :, None] * W_k accumulating into y (no (B, H, W, C) elementwise passes).
   * backward recomputes the L x L mixing matrices from the saved compressed tokens (a few MACs per token)
-    instead of keeping them (at 32x32 tokens they are larger than the activations). It keeps only x and the
-    mixed tokens M_h, M_w of each op (the inputs of the out GEMMs) plus (B, C)-sized statistics.
+    instead of keeping them (at 32x32 tokens they are larger than the activations), and from them the mixed
+    tokens M_h, M_w (one small batched matmul and one copy each). It keeps only x, the compressed tokens
+    (2*G*d of the C channels) and (B, C)-sized statistics.
   * weight gradients of the per-sample GEMMs come from D_k[b] = dy_b^T X_k,b (one batched GEMM, the same MACs
     as the usual weight-gradient GEMM): dW_k = sum_b a_k[b, :, None] * D_k[b], and the reweighting gradient
     da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c] (+ bias term), so the branch outputs are never stored.
-The Function is written with plain aten ops only (no Triton, no C++), so it runs on any device and traces
+`dynamixer_norm_mlp` is the same idea for the channel MLP of a layer (`FusedNormMlp`): it keeps the layer
+input and the fc1 output for backward and recomputes the LayerNorm and the GELU there.
+The Functions are written with plain aten ops only (no Triton, no C++), so it runs on any device and traces
 through torch.compile without graph breaks.
 """
 from typing import TYPE_CHECKING, List, Optional, Tuple
@@ -153,6 +156,21 @@ def _mixing_weights(kind: str, comp: Optional[torch.Tensor], gw, gb, static, G: 
     return _softmax(logits.view(NG, L, L), 1)
 
 
+
+def _mix(kind: str, P: torch.Tensor, xs: torch.Tensor, x: torch.Tensor, axis: str, G: int) -> torch.Tensor:
+    """Mixed tokens M (B, H, W, C) from the mixing weights and the head-major tokens xs (N*G, L, c)."""
+    B, H, W, C = x.shape
+    if kind == 'dynamic':
+        Mh = torch.bmm(P.transpose(1, 2), xs)  # M_j = sum_i P[i, j] x_i
+    elif kind == 'dense':
+        Mh = torch.bmm(P, xs)  # P is (N*G, L_j, L_i)
+    else:  # static P (G, L_i, L_j) is shared by all sequences
+        Mh = torch.matmul(P.transpose(1, 2), xs.view(-1, G, xs.shape[1], C // G)).view_as(xs)
+    M = torch.empty_like(x)
+    M.view(B, H, W, G, C // G).copy_(_token_major_view(Mh, axis, B, H, W, G))  # back to token-major
+    return M
+
+
 class FusedTokenMix(torch.autograd.Function):
     """y = the reweighted sum of the column, row and channel branches of a DynaMixerBlock (before proj).
 
@@ -193,16 +211,7 @@ class FusedTokenMix(torch.autograd.Function):
                 comp.view(-1, G, L, d).add_(op_p[i]['compress.bias'].view(G, 1, d))
             P = _mixing_weights(kind, comp, op_p[i]['generate.weight'], op_p[i]['generate.bias'],
                                 op_p[i]['static_logits'], G, L)
-            xs = _head_major(x, axis, G)  # (N*G, L, c)
-            if kind == 'dynamic':
-                Mh = torch.bmm(P.transpose(1, 2), xs)  # M_j = sum_i P[i, j] x_i
-            elif kind == 'dense':
-                Mh = torch.bmm(P, xs)
-            else:
-                Mh = torch.matmul(P.transpose(1, 2), xs.view(-1, G, L, C // G)).view_as(xs)
-            M = torch.empty_like(x)
-            M.view(B, H, W, G, C // G).copy_(_token_major_view(Mh, axis, B, H, W, G))
-            Ms.append(M)
+            Ms.append(_mix(kind, P, _head_major(x, axis, G), x, axis, G))
             comps.append(comp)
 
         # 3. combine: y = sum_k a_k * (X_k W_k^T + b_k), X_k = M_k (mixing branches) or x (channel branch)
@@ -233,7 +242,7 @@ class FusedTokenMix(torch.autograd.Function):
                 # y is (B, 1, C) bias on the first branch (broadcast by baddbmm), then accumulated in place
                 y = torch.bmm(X, wk) if y is None else torch.baddbmm(y, X, wk) if y.shape[1] == 1 \
                     else y.baddbmm_(X, wk)
-            ctx.save_for_backward(x, wcomp, *Ms, *comps, *params, s, f, g, a, *sums)
+            ctx.save_for_backward(x, wcomp, *comps, *params, s, f, g, a, *sums)
         else:
             y = None
             for k, (X, w) in enumerate(zip(Xs, Ws)):
@@ -244,7 +253,7 @@ class FusedTokenMix(torch.autograd.Function):
                     y.addmm_(X2, w.t())
                     if k < len(bs):
                         y.add_(bs[k])
-            ctx.save_for_backward(x, wcomp, *Ms, *comps, *params)
+            ctx.save_for_backward(x, wcomp, *comps, *params)
         ctx.cfg = cfg
         ctx.n_params = len(params)
         return y.view(B, H, W, C)
@@ -255,10 +264,9 @@ class FusedTokenMix(torch.autograd.Function):
         saved = ctx.saved_tensors
         n_br, n_ops, n_p = len(axes), len(op_cfg), ctx.n_params
         x, wcomp = saved[:2]
-        Ms = saved[2:2 + n_br]
-        comps = saved[2 + n_br:2 + 2 * n_br]
-        params = saved[2 + 2 * n_br:2 + 2 * n_br + n_p]
-        rest = saved[2 + 2 * n_br + n_p:]
+        comps = saved[2:2 + n_br]
+        params = saved[2 + n_br:2 + n_br + n_p]
+        rest = saved[2 + n_br + n_p:]
         op_p = [dict(zip(_OP_PARAMS, params[i * _NUM_OP_PARAMS:(i + 1) * _NUM_OP_PARAMS])) for i in range(n_ops)]
         idx = lambda i, name: i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)  # noqa: E731
         wc = params[n_ops * _NUM_OP_PARAMS]
@@ -271,6 +279,14 @@ class FusedTokenMix(torch.autograd.Function):
         def acc(i: int, g: torch.Tensor):
             grads[i] = g if grads[i] is None else grads[i] + g
 
+        # recompute the mixing weights and the mixed tokens (cheaper than keeping them)
+        Ps, xss, Ms = [], [], []
+        for k, (axis, i) in enumerate(axes):
+            kind, G, d = op_cfg[i]
+            Ps.append(_mixing_weights(kind, comps[k], op_p[i]['generate.weight'], op_p[i]['generate.bias'],
+                                      op_p[i]['static_logits'], G, H if axis == 'h' else W))
+            xss.append(_head_major(x, axis, G))  # (NG, L, c)
+            Ms.append(_mix(kind, Ps[k], xss[k], x, axis, G))
         Xs = [M.view(B, HW, C) for M in Ms] + ([x.view(B, HW, C)] if has_c else [])
         Ws = [op_p[i]['out.weight'] for _, i in axes] + ([wc] if has_c else [])
         w_idx = [idx(i, 'out.weight') for _, i in axes] + ([n_ops * _NUM_OP_PARAMS] if has_c else [])
@@ -322,10 +338,7 @@ class FusedTokenMix(torch.autograd.Function):
             kind, G, d = op_cfg[i]
             L = H if axis == 'h' else W
             c = C // G
-            comp = comps[k]
-            P = _mixing_weights(kind, comp, op_p[i]['generate.weight'], op_p[i]['generate.bias'],
-                                op_p[i]['static_logits'], G, L)
-            xs = _head_major(x, axis, G)  # (NG, L, c)
+            comp, P, xs = comps[k], Ps[k], xss[k]
             dMh = _head_major(dXs[k].view(B, H, W, C), axis, G)  # (NG, L_j, c)
             if kind == 'dynamic':
                 dxs = torch.bmm(P, dMh)  # dx_i = sum_j P[i, j] dM_j
@@ -385,3 +398,58 @@ def compile_layers(model: torch.nn.Module, **compile_kwargs) -> torch.nn.Module:
     for layer in layers:
         layer.compile(**compile_kwargs)
     return model
+
+
+def dynamixer_norm_mlp(layer, x: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) -> layer.mlp(layer.norm2(x)) of a DynaMixerLayer, through `FusedNormMlp` when it applies.
+
+    The fused path keeps x and the fc1 output for backward and recomputes the LayerNorm output and the GELU
+    there (the plain modules keep x, LN(x), fc1(.) and GELU(.): 8 activations of width C, the fused path 4).
+    It applies to nn.LayerNorm + timm Mlp with exact GELU, no norm inside the Mlp, no active dropout, outside
+    autocast; anything else runs the modules.
+    """
+    norm, mlp = layer.norm2, layer.mlp
+    if (isinstance(x, torch.fx.Proxy) or type(norm) is not torch.nn.LayerNorm or norm.weight is None
+            or norm.bias is None or len(norm.normalized_shape) != 1 or not _is_plain_gelu_mlp(mlp)
+            or torch.is_autocast_enabled(x.device.type)):
+        return mlp(norm(x))
+    return FusedNormMlp.apply(
+        x, norm.weight, norm.bias, mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias, norm.eps)
+
+
+def _is_plain_gelu_mlp(mlp) -> bool:
+    fc1, fc2 = getattr(mlp, 'fc1', None), getattr(mlp, 'fc2', None)
+    act = getattr(mlp, 'act', None)
+    drops = [getattr(mlp, n, None) for n in ('drop1', 'drop2')]
+    return (type(fc1) is torch.nn.Linear and type(fc2) is torch.nn.Linear and fc1.bias is not None
+            and fc2.bias is not None and type(act) is torch.nn.GELU and act.approximate == 'none'
+            and type(getattr(mlp, 'norm', None)) is torch.nn.Identity
+            and all(type(d) is torch.nn.Dropout and (d.p == 0 or not d.training) for d in drops))
+
+
+class FusedNormMlp(torch.autograd.Function):
+    """fc2(GELU(fc1(LayerNorm(x)))) on (..., C); saves x and fc1's output, recomputes LN(x) and GELU."""
+
+    @staticmethod
+    def forward(ctx, x, ln_w, ln_b, w1, b1, w2, b2, eps: float):
+        C = x.shape[-1]
+        x2 = x.contiguous().view(-1, C)
+        xn = torch.native_layer_norm(x2, (C,), ln_w, ln_b, eps)[0]
+        h = torch.addmm(b1, xn, w1.t())  # (T, hidden)
+        out = torch.addmm(b2, F.gelu(h), w2.t())
+        ctx.save_for_backward(x2, h, ln_w, ln_b, w1, w2)
+        ctx.eps = eps
+        return out.view(x.shape[:-1] + (w2.shape[0],))
+
+    @staticmethod
+    def backward(ctx, dout):
+        x2, h, ln_w, ln_b, w1, w2 = ctx.saved_tensors
+        C = x2.shape[1]
+        xn, mean, rstd = torch.native_layer_norm(x2, (C,), ln_w, ln_b, ctx.eps)  # recomputed
+        dout2 = dout.contiguous().view(-1, dout.shape[-1])
+        dw2, db2 = dout2.t() @ F.gelu(h), dout2.sum(0)  # GELU recomputed
+        dh = torch.ops.aten.gelu_backward(dout2 @ w2, h)
+        dw1, db1 = dh.t() @ xn, dh.sum(0)
+        dx, dln_w, dln_b = torch.ops.aten.native_layer_norm_backward(
+            dh @ w1, x2, (C,), mean, rstd, ln_w, ln_b, [True, True, True])
+        return dx.view(dout.shape[:-1] + (C,)), dln_w, dln_b, dw1, db1, dw2, db2, None

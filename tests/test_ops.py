@@ -128,3 +128,40 @@ def test_fused_block_is_skipped_by_fx_tracing():
     fx = create_feature_extractor(model, return_nodes={'stages.1': 'out'})
     x = torch.randn(1, model.in_chans, *model.img_size)
     assert torch.allclose(fx(x)['out'], model.stages[:2](model.stem(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize('shape', [(2, 16, 16, 384), (3, 5, 7, 24), (1, 1, 1, 8)])
+def test_fused_norm_mlp_matches_modules(shape):
+    from dynamixer.ops import FusedNormMlp, dynamixer_norm_mlp
+    torch.manual_seed(0)
+    layer = DynaMixerLayer(shape[-1], shape[1:3], 2 if shape[-1] % 2 == 0 else 1)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.normal_(0, 0.2)
+    x = torch.randn(*shape, requires_grad=True)
+    ref = layer.mlp(layer.norm2(x))
+    out = dynamixer_norm_mlp(layer, x)
+    assert out.grad_fn.name().startswith(FusedNormMlp.__name__)
+    assert rel_err(out, ref) <= TOL
+    g = torch.randn_like(ref)
+    params = [x] + list(layer.norm2.parameters()) + list(layer.mlp.parameters())
+    for a, b in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)):
+        assert rel_err(a, b) <= TOL
+
+
+def test_fused_layer_matches_plain_layer_forward_and_backward():
+    torch.manual_seed(0)
+    layer = DynaMixerLayer(48, (6, 5), 4)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.normal_(0, 0.2)
+    x = torch.randn(2, 6, 5, 48, requires_grad=True)
+    params = [x] + list(layer.parameters())
+    out = layer(x)
+    g_out = torch.autograd.grad(out.square().sum(), params)
+    layer.token_mixer.fused = False
+    ref = layer(x)
+    g_ref = torch.autograd.grad(ref.square().sum(), params)
+    assert rel_err(out, ref) <= TOL
+    for a, b in zip(g_out, g_ref):
+        assert rel_err(a, b) <= TOL
