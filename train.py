@@ -320,6 +320,8 @@ def _create_model(args):
         model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
     except (ValueError, RuntimeError, TypeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if args.pretrained_path:
+            raise ConfigError(f"--pretrained-path '{args.pretrained_path}': {msg}") from None
         raise ConfigError(f"could not build '{args.model}' ({msg})") from None
     if args.pretrained and model.num_classes != model.pretrained_cfg.get('num_classes', model.num_classes):
         _logger.info(f"Pretrained head ({model.pretrained_cfg.get('num_classes')} classes) dropped: "
@@ -338,12 +340,15 @@ def _create_model(args):
                 f"--initial-checkpoint '{args.initial_checkpoint}' has {src} classes but the model has "
                 f'{model.num_classes}: use --pretrained-path {args.initial_checkpoint} instead, which '
                 're-initialises the head for the new class count')
-        try:
-            model.load_state_dict(state_dict)
-        except RuntimeError as e:
-            first = [s.strip() for s in str(e).splitlines()[1:3]]
-            raise ConfigError(f"--initial-checkpoint '{args.initial_checkpoint}' does not fit '{args.model}' "
-                              f"({' '.join(first)[:300]}); use --pretrained-path to adapt it") from None
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if missing or unexpected or wrong:
+            problems = [f'{len(v)} {what} (e.g. {", ".join(v[:2])})' for what, v in
+                        (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', wrong)) if v]
+            raise ConfigError(f"--initial-checkpoint '{args.initial_checkpoint}' does not fit '{args.model}': "
+                              f"{'; '.join(problems)} (--pretrained-path adapts the class count and image "
+                              'size, not the architecture)')
+        model.load_state_dict(state_dict)
         _logger.info(f"Loaded initial weights from '{args.initial_checkpoint}'")
     return model
 
@@ -363,6 +368,30 @@ def _output_dir(args):
         newest = max(suffixes)
         return os.path.join(base, exp_name if newest == 0 else f'{exp_name}-{newest}')
     return get_outdir(base, exp_name, inc=True)
+
+
+def _init_distributed(args):
+    """timm's `init_distributed_device`, except after a torchrun restart.
+
+    torchrun keeps its TCP store across restarts; a restarted gloo group would read the addresses of the
+    previous attempt's dead workers from it and fail ('connectFullMesh ... Connection refused'). After a
+    restart the process group is therefore created on the same store under a fresh key prefix.
+    """
+    import torch.distributed as dist
+    from timm.utils import init_distributed_device
+    restart = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0') or 0)
+    if restart == 0 or int(os.environ.get('WORLD_SIZE', '1')) <= 1:
+        return init_distributed_device(args)
+    device_type = args.device.split(':')[0]
+    store, rank, world_size = next(dist.rendezvous('env://'))
+    dist.init_process_group('nccl' if device_type == 'cuda' else 'gloo',
+                            store=dist.PrefixStore(f'/restart_{restart}', store), rank=rank, world_size=world_size)
+    args.distributed, args.world_size, args.rank = True, world_size, rank
+    args.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+    if device_type == 'cuda':
+        args.device = f'cuda:{args.local_rank}'
+        torch.cuda.set_device(args.device)
+    return torch.device(args.device)
 
 
 def _write_summary(epoch, train_metrics, eval_metrics, filename, lr):
@@ -394,11 +423,11 @@ def main(argv=None):
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
     from timm.optim import create_optimizer_v2, optimizer_kwargs
     from timm.scheduler import create_scheduler_v2, scheduler_kwargs
-    from timm.utils import ModelEmaV3, distribute_bn, init_distributed_device, random_seed
+    from timm.utils import ModelEmaV3, distribute_bn, random_seed
     from dynamixer.checkpoint import CheckpointSaver, find_latest_checkpoint, get_rng_state, resume_checkpoint
     from dynamixer.engine import evaluate, train_one_epoch
 
-    device = init_distributed_device(args)
+    device = _init_distributed(args)
     primary = args.rank == 0
     if args.distributed:
         _logger.info(f'Distributed training: process {args.rank} of {args.world_size} on {device} '
@@ -423,10 +452,15 @@ def main(argv=None):
         _logger.info(f'Model {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters')
 
     data_config = resolve_data_config(vars(args), model=model)
-    if args.in_chans == 1 and len(data_config['mean']) != 1:
-        # grey images: one mean/std value (timm's defaults are per RGB channel)
-        data_config['mean'] = (sum(data_config['mean']) / len(data_config['mean']),)
-        data_config['std'] = (sum(data_config['std']) / len(data_config['std']),)
+    for key in ('mean', 'std'):
+        values = tuple(data_config[key])
+        if len(values) != args.in_chans:
+            if len(values) == 1:  # a grey model's statistics for RGB input: the same value per channel
+                data_config[key] = values * args.in_chans
+            elif args.in_chans == 1:  # grey images: one value (timm's defaults are per RGB channel)
+                data_config[key] = (sum(values) / len(values),)
+            else:
+                raise ConfigError(f'--{key} has {len(values)} values for {args.in_chans} input channels')
     data_config['input_size'] = (args.in_chans,) + tuple(data_config['input_size'][1:])
     if primary:
         _logger.info('Data config: ' + ', '.join(f'{k} {v}' for k, v in data_config.items()))
@@ -468,7 +502,8 @@ def main(argv=None):
         num_workers=args.workers, distributed=args.distributed, crop_pct=data_config['crop_pct'],
         pin_memory=args.pin_mem, device=device, use_prefetcher=args.prefetcher)
     if len(loader_train) == 0:
-        raise ConfigError(f'the training set ({len(dataset_train)} images) is smaller than one batch per process')
+        raise ConfigError(f'the training set ({len(dataset_train)} images) is smaller than one batch '
+                          f'(-b {args.batch_size} x {args.world_size} processes): give a smaller -b')
 
     if mixup_active:
         train_loss_fn = SoftTargetCrossEntropy()  # smoothing is folded into the mixed targets
@@ -520,10 +555,11 @@ def main(argv=None):
             # a recovery checkpoint: the exact state inside the epoch, per process when distributed
             from dynamixer.checkpoint import load_checkpoint_file
             ckpt = load_checkpoint_file(resume_path)
-            rng_states = ckpt.get('rng_states')
-            rng = rng_states[args.rank] if rng_states and len(rng_states) == args.world_size else ckpt.get('rng_state')
-            resume_state = dict(step=resumed['step'], rng_state=rng,
-                                loss_sum=ckpt.get('loss_sum', 0.0), loss_count=ckpt.get('loss_count', 0))
+            rank_states = ckpt.get('rank_states') or []
+            if len(rank_states) != args.world_size:
+                raise ConfigError(f"--resume: '{resume_path}' was saved mid-epoch by {len(rank_states)} processes, "
+                                  f'this run has {args.world_size}: resume from last.pth.tar (epoch boundary)')
+            resume_state = dict(rank_states[args.rank], step=resumed['step'])
     if args.start_epoch is not None:
         start_epoch = args.start_epoch
     if start_epoch > 0 or resume_state:
@@ -542,13 +578,15 @@ def main(argv=None):
         model_ema_eval = model_ema
 
     def recovery_fn(epoch, step, state):
-        rng_states = [None] * args.world_size
+        # every process's RNG state and running loss, so each resumes exactly where it was
+        own = dict(state, rng_state=get_rng_state())
         if args.distributed:
-            dist.all_gather_object(rng_states, get_rng_state())
+            rank_states = [None] * args.world_size
+            dist.all_gather_object(rank_states, own)
         else:
-            rng_states = [get_rng_state()]
+            rank_states = [own]
         if saver is not None:
-            saver.extra_state = dict(state, rng_states=rng_states)
+            saver.extra_state = dict(rank_states=rank_states)
             try:
                 saver.save_recovery(epoch, batch_idx=step - 1)
             finally:
