@@ -648,12 +648,17 @@ def main(argv=None):
 
 
 def _run():
+    from dynamixer.checkpoint import CheckpointError
     from dynamixer.engine import TrainingError
+    try:
+        from dynamixer.data import DataError
+    except ImportError:
+        DataError = ConfigError
     try:
         main()
     except ConfigError as e:
         error_exit(str(e), 2)
-    except TrainingError as e:
+    except (TrainingError, CheckpointError, DataError) as e:  # the run stopped; the message says why and what to do
         error_exit(str(e), 1)
     except KeyboardInterrupt:
         error_exit('interrupted; resume with --resume auto --experiment NAME (or --resume PATH/last.pth.tar)', 130)

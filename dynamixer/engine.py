@@ -97,7 +97,7 @@ def train_one_epoch(
         is_primary: only the primary process logs.
 
     Returns:
-        OrderedDict with the epoch's mean training `loss` and the final `lr`.
+        OrderedDict with the epoch's mean training `loss` and the final `lr` (the largest over param groups).
 
     Raises:
         NonFiniteLossError: the loss is NaN/Inf; the message names step, epoch and lr and what to try.
@@ -122,7 +122,7 @@ def train_one_epoch(
     step_start = time.time()
     interval_start, interval_samples = time.time(), 0
     timed_steps, timed_seconds = 0, 0.0
-    lr = optimizer.param_groups[0]['lr']
+    lr = max(group['lr'] for group in optimizer.param_groups)  # layer decay scales the others down
     for batch_idx, (input, target) in enumerate(loader):
         if batch_idx < skip_batches:
             if batch_idx == skip_batches - 1 and resume_state.get('rng_state') is not None:
@@ -178,7 +178,7 @@ def train_one_epoch(
             model_ema.update(model, step=num_updates)
         if lr_scheduler is not None:
             lr_scheduler.step_update(num_updates=num_updates)
-        lr = optimizer.param_groups[0]['lr']
+        lr = max(group['lr'] for group in optimizer.param_groups)  # layer decay scales the others down
         if device.type == 'cuda':
             torch.cuda.synchronize()
         now = time.time()

@@ -147,3 +147,43 @@ def test_auto_resume_skips_a_corrupt_checkpoint(tmp_path):
     (tmp_path / 'recovery-1-3.pth.tar').write_bytes(b'PK\x03\x04 cut short')
     assert os.path.basename(find_latest_checkpoint(str(tmp_path))) == 'last.pth.tar'
     assert find_latest_checkpoint(str(tmp_path / 'nothing-here')) is None
+
+
+def test_saver_keeps_last_checkpoint_when_disk_fills_during_save(tmp_path, monkeypatch):
+    model, optimizer, _, _ = _training_objects()
+    saver = CheckpointSaver(model, optimizer, checkpoint_dir=str(tmp_path), recovery_dir=str(tmp_path))
+    saver.save_checkpoint(0, metric=1.0)
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b'PK partial')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(CheckpointError, match='no space left on device'):
+        saver.save_checkpoint(1, metric=2.0)
+    monkeypatch.undo()
+    assert load_checkpoint_file(tmp_path / 'last.pth.tar')['epoch'] == 0
+    assert load_checkpoint_file(tmp_path / 'model_best.pth.tar')['epoch'] == 0
+    assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
+
+
+def test_process_killed_while_saving_leaves_previous_checkpoint_intact(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    path = tmp_path / 'last.pth.tar'
+    atomic_save({'state_dict': {'w': torch.zeros(3)}, 'epoch': 4}, path)
+    child = (
+        'import sys, time, torch\n'
+        'from dynamixer.checkpoint import atomic_save\n'
+        'def slow_save(obj, f, *a, **k):\n'
+        '    f.write(b"PK half a checkpoint"); f.flush(); print("writing", flush=True); time.sleep(60)\n'
+        'torch.save = slow_save\n'
+        f'atomic_save({{"epoch": 5}}, {str(path)!r})\n')
+    proc = subprocess.Popen([sys.executable, '-c', child], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__))))
+    assert proc.stdout.readline().strip() == 'writing'
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert load_checkpoint_file(path)['epoch'] == 4
+    assert find_latest_checkpoint(str(tmp_path)) == str(path)
