@@ -6,6 +6,9 @@
 #
 # Environment:
 #   NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT   multi-node training (set them on every node)
+#   RDZV_BACKEND=c10d, RDZV_ID   elastic multi-node rendezvous at MASTER_ADDR:MASTER_PORT (torchrun's
+#                                recommendation for restarts across nodes; node ranks are then assigned
+#                                by the rendezvous and NODE_RANK is not used)
 #   MAX_RESTARTS=N (default 0)   restart failed workers up to N times; a restarted run resumes from its
 #                                latest checkpoint (train.py: TORCHELASTIC_RESTART_COUNT > 0 -> --resume auto).
 #                                Add --recovery-interval STEPS to lose at most STEPS steps, and
@@ -25,6 +28,9 @@ MAX_RESTARTS=${MAX_RESTARTS:-0}
 if [ "$NNODES" = "1" ] && [ -z "${MASTER_ADDR:-}" ] && [ -z "${MASTER_PORT:-}" ]; then
   # one node: a private rendezvous on a free port, so several jobs can share a machine
   RDZV=(--standalone)
+elif [ "${RDZV_BACKEND:-static}" = "c10d" ]; then
+  RDZV=(--nnodes="$NNODES" --rdzv-backend=c10d --rdzv-endpoint="${MASTER_ADDR:-127.0.0.1}:${MASTER_PORT:-29500}"
+        --rdzv-id="${RDZV_ID:-dynamixer}")
 else
   RDZV=(--nnodes="$NNODES" --node_rank="${NODE_RANK:-0}" --master_addr="${MASTER_ADDR:-127.0.0.1}"
         --master_port="${MASTER_PORT:-29500}")
