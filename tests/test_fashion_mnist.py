@@ -2,7 +2,8 @@
 
 A regression in the model, the op, the data pipeline, the optimiser or the schedule shows as a drop in
 accuracy. Budget: 2 epochs of a fixed class-balanced 3000-image subset (94 steps of 64), evaluated on
-1000 test images, no augmentation; about 40 s of CPU time (minutes of wall time on a busy machine). Measured: see the threshold's comment.
+1000 test images, no augmentation; about 40 s of CPU time (minutes of wall time on a busy machine).
+Measured: see the threshold's comment.
 """
 import csv
 import os
