@@ -427,6 +427,9 @@ def main(argv=None):
     from dynamixer.checkpoint import CheckpointSaver, find_latest_checkpoint, get_rng_state, resume_checkpoint
     from dynamixer.engine import evaluate, train_one_epoch
 
+    if not timm.is_model(args.model):  # before reading the data: a typo should not wait for a dataset scan
+        raise ConfigError(f"unknown model '{args.model}': choose one of {', '.join(timm.list_models('dynamixer*'))} "
+                          'or another timm model name')
     device = _init_distributed(args)
     primary = args.rank == 0
     if args.distributed:
@@ -647,7 +650,8 @@ def main(argv=None):
         dist.destroy_process_group()
 
 
-def _run():
+def _run(argv=None):
+    """Command-line entry: `main`, with expected failures turned into one `error:` line and an exit status."""
     from dynamixer.checkpoint import CheckpointError
     from dynamixer.engine import TrainingError
     try:
@@ -655,7 +659,7 @@ def _run():
     except ImportError:
         DataError = ConfigError
     try:
-        main()
+        main(argv)
     except ConfigError as e:
         error_exit(str(e), 2)
     except (TrainingError, CheckpointError, DataError) as e:  # the run stopped; the message says why and what to do

@@ -49,7 +49,8 @@ def _describe_load_error(err: BaseException) -> str:
                 '(only tensors and plain containers are accepted); re-save it as a plain state_dict '
                 'from a trusted source')
     if isinstance(err, (EOFError, zipfile.BadZipFile)) or any(
-            s in msg for s in ('central directory', 'failed reading', 'truncated', 'file read failed', 'Invalid magic')):
+            s in msg for s in ('central directory', 'failed reading', 'truncated', 'file read failed',
+                               'Invalid magic')):
         return f'truncated or corrupt file ({msg})'
     if isinstance(err, (pickle.UnpicklingError, KeyError, ValueError, UnicodeDecodeError)) or 'invalid load key' in msg:
         return 'not a PyTorch checkpoint (unrecognised file format)'
@@ -84,7 +85,8 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Dict[str, Any]
             device = str(map_location) if map_location is not None else 'cpu'
             return dict(safetensors.torch.load_file(path, device=device))
         except Exception as e:  # safetensors raises its own error types for bad headers
-            raise CheckpointError(f"checkpoint '{path}': not a valid safetensors file ({str(e).splitlines()[0]})") from None
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"checkpoint '{path}': not a valid safetensors file ({reason})") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # e.g. pickle protocol notices: the error below says what matters
@@ -191,7 +193,8 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     version, internal, gauss = state['python']
     random.setstate((version, tuple(internal), gauss))
     n = state['numpy']
-    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached_gaussian']))
+    keys = n['keys'].numpy().astype(np.uint32)
+    np.random.set_state(('MT19937', keys, n['pos'], n['has_gauss'], n['cached_gaussian']))
     torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
@@ -211,7 +214,14 @@ class CheckpointSaver(_TimmCheckpointSaver):
     def __init__(self, *args, lr_scheduler=None, **kwargs):
         super().__init__(*args, recovery_prefix=RECOVERY_PREFIX, **kwargs)
         self.lr_scheduler = lr_scheduler
-        self.extra_state: Dict[str, Any] = {}  # set by the caller before a save, e.g. the epoch-start RNG state
+        self.extra_state: Dict[str, Any] = {}  # added to the next save, e.g. per-process RNG states
+        # temp files of saves cut short by a kill (atomic_save's names); the real files they would replace are intact
+        for stale in glob.glob(os.path.join(self.checkpoint_dir or '.', f'.*{self.extension}.*.tmp')):
+            _logger.info(f"removing '{stale}', left by a save that was interrupted")
+            try:
+                os.remove(stale)
+            except OSError:
+                pass
 
     def _build_state(self, epoch: int, metric: Optional[float] = None, step: Optional[int] = None) -> Dict[str, Any]:
         state = {
@@ -258,7 +268,10 @@ class CheckpointSaver(_TimmCheckpointSaver):
         self._replace(tmp, dst)
 
     def save_recovery(self, epoch, batch_idx=0):
-        """Save `recovery-{epoch}-{step}.pth.tar`, `batch_idx + 1` steps of `epoch` being done; keep the previous one."""
+        """Save `recovery-{epoch}-{step}.pth.tar` (`step` = `batch_idx + 1` optimizer steps of `epoch` done).
+
+        The two newest recovery files are kept, so a readable one exists even if a save is cut short.
+        """
         step = batch_idx + 1
         path = os.path.join(self.recovery_dir, f'{self.recovery_prefix}-{epoch}-{step}{self.extension}')
         atomic_save(self._build_state(epoch, step=step), path)

@@ -187,3 +187,6 @@ def test_process_killed_while_saving_leaves_previous_checkpoint_intact(tmp_path)
     proc.wait()
     assert load_checkpoint_file(path)['epoch'] == 4
     assert find_latest_checkpoint(str(tmp_path)) == str(path)
+    assert len(os.listdir(tmp_path)) == 2  # + the cut-short temp file, which the next saver removes
+    CheckpointSaver(torch.nn.Linear(1, 1), None, checkpoint_dir=str(tmp_path))
+    assert os.listdir(tmp_path) == ['last.pth.tar']

@@ -47,6 +47,21 @@ def _assert_clean_error(result, *fragments):
         assert fragment in last, last
 
 
+def run_in_process(args, capsys):
+    """train.py's command-line entry in this process (no interpreter start-up): a CompletedProcess look-alike."""
+    import logging
+    train = _train_module()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with pytest.raises(SystemExit) as e:
+            train._run([str(a) for a in args])
+    finally:  # train.py logs to the stream capsys gives this test only: drop its handler afterwards
+        root.handlers[:], root.level = handlers, level
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, e.value.code, captured.out, captured.err)
+
+
 # --- flags and configs (in-process, fast) ------------------------------------------------------------------
 
 def test_config_file_sets_defaults_and_command_line_overrides(tmp_path):
@@ -103,36 +118,44 @@ def test_missing_data_dir_is_one_clear_error(tmp_path):
     _assert_clean_error(run_train([tmp_path / 'nope'] + QUICK + ['--output', tmp_path]), str(tmp_path / 'nope'))
 
 
-def test_empty_data_dir_is_one_clear_error(tmp_path):
+def test_empty_data_dir_is_one_clear_error(tmp_path, capsys):
     (tmp_path / 'empty').mkdir()
-    _assert_clean_error(run_train([tmp_path / 'empty'] + QUICK + ['--output', tmp_path]), str(tmp_path / 'empty'))
+    result = run_in_process([tmp_path / 'empty'] + QUICK + ['--output', tmp_path], capsys)
+    _assert_clean_error(result, str(tmp_path / 'empty'))
 
 
-def test_unknown_model_is_one_clear_error(tmp_path, image_folder):
-    result = run_train([image_folder, '--model', 'dynamixer_xxl', '--output', tmp_path])
+def test_unknown_model_is_one_clear_error(tmp_path, image_folder, capsys):
+    result = run_in_process([image_folder, '--model', 'dynamixer_xxl', '--output', tmp_path], capsys)
     _assert_clean_error(result, "unknown model 'dynamixer_xxl'", 'dynamixer_s')
 
 
-def test_unknown_yaml_key_from_the_command_line_is_one_clear_error(tmp_path, image_folder):
+def test_unknown_yaml_key_from_the_command_line_is_one_clear_error(tmp_path, image_folder, capsys):
     cfg = tmp_path / 'c.yaml'
     cfg.write_text('lr: 0.1\nwarmup: 3\n')
-    _assert_clean_error(run_train([image_folder, '-c', cfg]), 'unknown keys warmup')
+    _assert_clean_error(run_in_process([image_folder, '-c', cfg], capsys), 'unknown keys warmup')
 
 
-def test_initial_checkpoint_with_other_class_count_says_use_pretrained_path(tmp_path, image_folder):
+def test_initial_checkpoint_with_other_class_count_says_use_pretrained_path(tmp_path, image_folder, capsys):
     import timm
     import dynamixer  # noqa: F401
     ckpt = tmp_path / 'ten_classes.pth'
     torch.save({'state_dict': timm.create_model('dynamixer_xs', img_size=32, num_classes=10).state_dict()}, ckpt)
-    result = run_train([image_folder] + QUICK + ['--initial-checkpoint', ckpt, '--output', tmp_path])
+    result = run_in_process([image_folder] + QUICK + ['--initial-checkpoint', ckpt, '--output', tmp_path], capsys)
     _assert_clean_error(result, 'has 10 classes but the model has 3', '--pretrained-path')
 
 
-def test_corrupt_resume_checkpoint_is_one_clear_error(tmp_path, image_folder):
+def test_corrupt_resume_checkpoint_is_one_clear_error(tmp_path, image_folder, capsys):
     bad = tmp_path / 'last.pth.tar'
     bad.write_bytes(b'PK\x03\x04 not really a checkpoint')
-    result = run_train([image_folder] + QUICK + ['--resume', bad, '--output', tmp_path])
+    result = run_in_process([image_folder] + QUICK + ['--resume', bad, '--output', tmp_path], capsys)
     _assert_clean_error(result, str(bad), 'truncated or corrupt')
+
+
+def test_diverging_run_stops_with_one_line_naming_step_epoch_and_lr(tmp_path, image_folder):
+    result = run_train([image_folder] + QUICK + ['--opt', 'sgd', '--lr', '1e30', '--output', tmp_path])
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: loss is nan at step ') and 'of epoch 0 (lr 1e+30)' in last and '--clip-grad' in last
 
 
 # --- training runs (subprocess) ----------------------------------------------------------------------------
