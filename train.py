@@ -354,15 +354,18 @@ def _create_model(args):
 
 
 def _output_dir(args):
-    """Primary process: the run folder. A new run never reuses an existing folder; a resume continues one."""
+    """Primary process: the run folder. A new run never reuses an existing folder; a resume continues one:
+    `--resume PATH` the folder of --experiment (or, without it, the checkpoint's folder), `--resume auto` the
+    newest folder of --experiment (NAME, NAME-1, NAME-2, ...: the one the interrupted attempt wrote)."""
     from timm.utils import get_outdir
     base = args.output or './output/train'
-    if args.resume and args.resume != 'auto' and not args.experiment:
-        return os.path.dirname(os.path.abspath(args.resume))  # continue the run the checkpoint belongs to
+    if args.resume and args.resume != 'auto':
+        if not args.experiment:
+            return os.path.dirname(os.path.abspath(args.resume))
+        return os.path.join(base, args.experiment)
     exp_name = args.experiment or '-'.join([
         datetime.now().strftime('%Y%m%d-%H%M%S'), args.model.replace('/', '_'), str(args.img_size or 'default')])
     if args.resume == 'auto' and os.path.isdir(os.path.join(base, exp_name)):
-        # the newest folder of this experiment (exp, exp-1, exp-2, ...): the one the previous attempt wrote
         suffixes = [0] + [int(d[len(exp_name) + 1:]) for d in os.listdir(base)
                           if d.startswith(exp_name + '-') and d[len(exp_name) + 1:].isdigit()]
         newest = max(suffixes)

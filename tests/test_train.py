@@ -162,19 +162,24 @@ def test_diverging_run_stops_with_one_line_naming_step_epoch_and_lr(tmp_path, im
 
 def test_resume_continues_at_the_next_epoch_and_summary_has_each_epoch_once(tmp_path, image_folder):
     out = tmp_path / 'runs'
-    first = run_train([image_folder] + QUICK + ['--epochs', '3', '--output', out, '--experiment', 'r'])
+    recipe = [image_folder] + QUICK + ['--epochs', '3', '--output', out, '--experiment', 'r', '--seed', '5']
+    first = run_train(recipe)
     assert first.returncode == 0, first.stderr[-3000:]
     run = out / 'r'
-    # simulate a run stopped after writing epoch 1's summary row but before its checkpoint: resume from epoch 0
+    uninterrupted = _summary(run)
+    # as if the run had stopped after writing epoch 1's and 2's summary rows but before their checkpoints
     os.replace(run / 'checkpoint-0.pth.tar', tmp_path / 'epoch0.pth.tar')
     assert load_checkpoint_file(tmp_path / 'epoch0.pth.tar')['epoch'] == 0
-    second = run_train([image_folder] + QUICK + ['--epochs', '3', '--output', out, '--experiment', 'r',
-                                                 '--resume', tmp_path / 'epoch0.pth.tar'])
+    second = run_train(recipe + ['--resume', tmp_path / 'epoch0.pth.tar'])
     assert second.returncode == 0, second.stderr[-3000:]
-    assert 'starting epoch 1' in second.stderr
-    assert [r['epoch'] for r in _summary(run)] == ['0', '1', '2']
+    assert 'starting epoch 1' in second.stderr and 'Final top-1' in second.stdout
+    assert sorted(os.listdir(out)) == ['r']  # continued in the run's folder
+    resumed = _summary(run)
+    assert [r['epoch'] for r in resumed] == ['0', '1', '2']
+    for row_expected, row_got in zip(uninterrupted, resumed):  # an epoch-boundary resume repeats the run exactly
+        for key, value in row_expected.items():
+            assert float(row_got[key]) == pytest.approx(float(value), rel=1e-6), key
     assert load_checkpoint_file(run / 'last.pth.tar')['epoch'] == 2
-    assert 'Final top-1' in second.stdout
 
 
 def test_new_run_never_overwrites_an_existing_experiment(tmp_path, image_folder):
