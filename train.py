@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 import time
-from contextlib import suppress
 from datetime import datetime
 
 import torch

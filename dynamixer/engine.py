@@ -8,7 +8,6 @@ message on a NaN/Inf loss or a CUDA out-of-memory error, and a recovery hook eve
 """
 import contextlib
 import logging
-import math
 import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Optional
