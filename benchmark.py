@@ -20,8 +20,8 @@ Device-independent proxies (taken on CPU by default at --proxy-batch, the same o
   saved_mib_per_img_with_params: the same plus the parameter bytes, divided by the batch size (the
       convention of the figures quoted in issue 4, which it reproduces at batch 2 within 2 MiB).
 GMACs: fvcore FlopCountAnalysis at batch 1 with LayerNorm not counted (as the DynaMixer paper / reference
-do); DynaMixer blocks are counted on their plain path (fvcore cannot see inside an autograd Function; the
-fused path computes the same function).
+do); fvcore jit-traces the model, and traced DynaMixer models take their plain path (fvcore cannot see inside
+an autograd Function; the fused path computes the same function).
 """
 import argparse
 import ast
@@ -41,7 +41,6 @@ import timm
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
-from dynamixer.model import DynaMixerBlock
 from dynamixer.ops import compile_layers
 
 _logger = logging.getLogger('benchmark')
@@ -155,17 +154,10 @@ def proxies(model: nn.Module, x: torch.Tensor) -> Dict:
 
 def count_gmacs(model: nn.Module, x: torch.Tensor) -> float:
     from fvcore.nn import FlopCountAnalysis
-    fused = [(m, m.fused) for m in model.modules() if isinstance(m, DynaMixerBlock)]
-    for m, _ in fused:
-        m.fused = False  # fvcore traces the plain path (same function)
-    try:
-        fca = FlopCountAnalysis(model.eval(), x)
-        fca.set_op_handle('aten::layer_norm', None)
-        fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return round(fca.total() / x.shape[0] / 1e9, 2)
-    finally:
-        for m, f in fused:
-            m.fused = f
+    fca = FlopCountAnalysis(model.eval(), x)  # jit-traces; DynaMixer models take their plain path when traced
+    fca.set_op_handle('aten::layer_norm', None)
+    fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return round(fca.total() / x.shape[0] / 1e9, 2)
 
 
 class Bench:

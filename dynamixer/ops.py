@@ -45,10 +45,11 @@ _NUM_OP_PARAMS = len(_OP_PARAMS)
 def dynamixer_mix(block: 'DynaMixerBlock', x: torch.Tensor) -> torch.Tensor:
     """(B, H, W, C) -> (B, H, W, C): the reweighted branches of `block` for input `x`.
 
-    Runs the fused path (`fused_token_mix`); under torch.fx symbolic tracing (timm feature extraction) it
-    takes the plain module path, which traces op by op and computes the same function.
+    Runs the fused path (`fused_token_mix`). Under torch.fx symbolic tracing (timm feature extraction) and
+    torch.jit.trace (fvcore's FLOP count, TorchScript export) it takes the plain module path, which traces op
+    by op and computes the same function (a traced autograd Function would be one opaque node).
     """
-    if isinstance(x, torch.fx.Proxy):
+    if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing():
         return block.combine(block.branches(x))
     return fused_token_mix(block, x)
 
@@ -95,13 +96,18 @@ def fused_token_mix(block: 'DynaMixerBlock', x: torch.Tensor) -> torch.Tensor:
     cfg = (tuple(axes), op_cfg, block.mlp_c is not None, rw is not None)
 
     device_type = x.device.type
-    if torch.is_autocast_enabled(device_type):
+    if _autocast_on(device_type):
         # run the Function in the autocast dtype with autocast off (its backward runs without autocast)
         dtype = torch.get_autocast_dtype(device_type)
         with torch.autocast(device_type, enabled=False):
             return FusedTokenMix.apply(
                 cfg, x.to(dtype), *[p.to(dtype) if p is not None else None for p in params])
     return FusedTokenMix.apply(cfg, x, *params)
+
+
+def _autocast_on(device_type: str) -> bool:
+    # autocast exists for these device types only (asking about 'meta' raises)
+    return device_type in ('cpu', 'cuda', 'xpu', 'mps', 'hpu') and torch.is_autocast_enabled(device_type)
 
 
 def _softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
@@ -406,12 +412,12 @@ def dynamixer_norm_mlp(layer, x: torch.Tensor) -> torch.Tensor:
     The fused path keeps x and the fc1 output for backward and recomputes the LayerNorm output and the GELU
     there (the plain modules keep x, LN(x), fc1(.) and GELU(.): 8 activations of width C, the fused path 4).
     It applies to nn.LayerNorm + timm Mlp with exact GELU, no norm inside the Mlp, no active dropout, outside
-    autocast; anything else runs the modules.
+    autocast, fx and jit tracing; anything else runs the modules.
     """
     norm, mlp = layer.norm2, layer.mlp
-    if (isinstance(x, torch.fx.Proxy) or type(norm) is not torch.nn.LayerNorm or norm.weight is None
+    if (isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or type(norm) is not torch.nn.LayerNorm or norm.weight is None
             or norm.bias is None or len(norm.normalized_shape) != 1 or not _is_plain_gelu_mlp(mlp)
-            or torch.is_autocast_enabled(x.device.type)):
+            or _autocast_on(x.device.type)):
         return mlp(norm(x))
     return FusedNormMlp.apply(
         x, norm.weight, norm.bias, mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias, norm.eps)
