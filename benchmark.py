@@ -8,7 +8,9 @@ noisy machine affects them alike; the reported img/s is the median over rounds.
         --bench both -b 8 --device cpu --results-file results.csv
 
 A model entry is a timm name, optionally followed by `@key=value,key=value` (constructor kwargs of that entry
-only); `--model-kwargs key=value ...` applies to every model.
+only; `torchcompile=inductor` compiles just that entry); `--model-kwargs key=value ...` applies to every model.
+--torchcompile compiles DynaMixer models per layer (dynamixer.ops.compile_layers: one compiled graph per layer
+shape, reused by every layer of that shape), other models whole.
 
 Device-independent proxies (taken on CPU by default at --proxy-batch, the same on any device):
   aten_ops: every aten op call (views included) seen by a TorchDispatchMode over one forward and one
@@ -169,6 +171,8 @@ class Bench:
         self.args = args
         self.device = torch.device(args.device)
         kw = dict(self.kwargs)
+        # per-entry compile, so compiled and eager runs of one model can be measured side by side
+        self.torchcompile = kw.pop('torchcompile', args.torchcompile)
         if args.img_size is not None:
             kw.setdefault('img_size', args.img_size)
         self.model = timm.create_model(self.name, **kw)
@@ -180,7 +184,7 @@ class Bench:
         self.amp = torch.autocast(self.device.type, dtype=getattr(torch, args.amp_dtype)) if args.amp else nullcontext()
         self.result = dict(model=entry, param_count=round(self.param_count / 1e6, 2), batch_size=args.batch_size,
                            img_size=size, device=args.device, amp=args.amp_dtype if args.amp else 'fp32',
-                           torchcompile=args.torchcompile or '')
+                           torchcompile=self.torchcompile or '')
         self.infer_times: List[float] = []
         self.train_times: List[float] = []
 
@@ -199,9 +203,9 @@ class Bench:
         self.target = torch.randint(0, max(self.num_classes, 1), (self.args.batch_size,), device=self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=1e-4, **({'fused': True} if self.device.type == 'cuda' else {}))
-        if self.args.torchcompile:
+        if self.torchcompile:
             t0 = time.perf_counter()
-            compile_layers(self.model, backend=self.args.torchcompile)
+            compile_layers(self.model, backend=self.torchcompile)
             self.result['compile_setup_s'] = round(time.perf_counter() - t0, 2)
 
     def _sync(self):

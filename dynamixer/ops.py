@@ -398,6 +398,9 @@ def compile_layers(model: torch.nn.Module, **compile_kwargs) -> torch.nn.Module:
         compile_kwargs: Passed to torch.compile (backend, mode, ...).
     """
     from .model import DynaMixerLayer
+    import torch._dynamo
+    # graphs per layer shape x {input a strided view (first layer of a stage), contiguous} x {train, eval}
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
     layers = [m for m in model.modules() if isinstance(m, DynaMixerLayer)]
     if not layers:
         model.compile(**compile_kwargs)
