@@ -54,6 +54,8 @@ group.add_argument('--train-num-samples', default=None, type=int, metavar='N',
 group.add_argument('--val-num-samples', default=None, type=int, metavar='N',
                    help='validate on a fixed class-balanced subset of N images (quick runs)')
 group.add_argument('--dataset-download', action='store_true', help='download torch/ datasets if missing')
+group.add_argument('--strict-data', action='store_true',
+                   help='stop at the first unreadable image (default: skip it with a warning naming it)')
 group.add_argument('--class-map', default='', type=str, metavar='FILENAME', help='class map file for folders')
 
 group = parser.add_argument_group('Model parameters')
@@ -279,7 +281,8 @@ def _create_datasets(args):
         from dynamixer.data import DataError, create_image_dataset, dataset_num_classes
     except ImportError as e:  # dynamixer.data is optional for timm-only use
         raise ConfigError(f'dynamixer.data is not available ({e}); reinstall the package') from None
-    common = dict(class_map=args.class_map, in_chans=args.in_chans, download=args.dataset_download)
+    common = dict(class_map=args.class_map, in_chans=args.in_chans, download=args.dataset_download,
+                  strict=args.strict_data)
     try:
         train = create_image_dataset(args.dataset, args.data_dir, split=args.train_split, is_training=True,
                                      num_samples=args.train_num_samples, **common)
@@ -427,6 +430,7 @@ def main(argv=None):
     from timm.scheduler import create_scheduler_v2, scheduler_kwargs
     from timm.utils import ModelEmaV3, distribute_bn, random_seed
     from dynamixer.checkpoint import CheckpointSaver, find_latest_checkpoint, get_rng_state, resume_checkpoint
+    from dynamixer.data import log_skipped_files
     from dynamixer.engine import evaluate, train_one_epoch
 
     if not timm.is_model(args.model):  # before reading the data: a typo should not wait for a dataset scan
@@ -623,10 +627,12 @@ def main(argv=None):
             log_interval=args.log_interval, recovery_interval=args.recovery_interval, recovery_fn=recovery_fn,
             resume_state=resume_state if epoch == start_epoch else None, distributed=args.distributed,
             world_size=args.world_size, is_primary=primary)
+        log_skipped_files(dataset_train, f'in training epoch {epoch}')
         if args.distributed and args.dist_bn in ('broadcast', 'reduce'):
             distribute_bn(model, args.world_size, args.dist_bn == 'reduce')
         eval_metrics = evaluate(train_model, loader_eval, validate_loss_fn, device, amp_dtype=amp_dtype,
                                 distributed=args.distributed, log_interval=args.log_interval, is_primary=primary)
+        log_skipped_files(dataset_eval, f'in validation after epoch {epoch}')
         if model_ema is not None and not args.model_ema_force_cpu:
             ema_metrics = evaluate(model_ema_eval, loader_eval, validate_loss_fn, device, amp_dtype=amp_dtype,
                                    distributed=args.distributed, log_interval=args.log_interval,

@@ -87,6 +87,12 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Dict[str, Any]
         except Exception as e:  # safetensors raises its own error types for bad headers
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise CheckpointError(f"checkpoint '{path}': not a valid safetensors file ({reason})") from None
+    with open(path, 'rb') as f:
+        magic = f.read(2)
+    if magic != b'PK' and not magic.startswith(b'\x80'):  # torch.save writes a zip archive (or, legacy, a pickle)
+        raise CheckpointError(
+            f"checkpoint '{path}': not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle; "
+            "expected a .pth/.pth.tar/.pt file or a .safetensors file)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # e.g. pickle protocol notices: the error below says what matters

@@ -800,11 +800,13 @@ default_cfgs = generate_default_cfgs({
     'dynamixer_s': _cfg(),
     'dynamixer_m': _cfg(),
     'dynamixer_l': _cfg(crop_pct=0.875),
-    'dynamixer_xs': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0),
     # trained here on Fashion-MNIST (configs/dynamixer_xs_fashion_mnist.yaml, docs/results.md); shipped in the package
     'dynamixer_xs.fmnist': _cfg(
         file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_fmnist.safetensors'),
         num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,)),
+    # '.*' keeps the untrained 3 x 32 x 32 cfg the default (timm otherwise defaults to the tag with weights);
+    # it must come after the tag with weights to win
+    'dynamixer_xs.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0),
 })
 
 

@@ -190,3 +190,11 @@ def test_process_killed_while_saving_leaves_previous_checkpoint_intact(tmp_path)
     assert len(os.listdir(tmp_path)) == 2  # + the cut-short temp file, which the next saver removes
     CheckpointSaver(torch.nn.Linear(1, 1), None, checkpoint_dir=str(tmp_path))
     assert os.listdir(tmp_path) == ['last.pth.tar']
+
+
+@pytest.mark.parametrize('content', [b'epoch,loss\n0,1.0\n', b'{"state_dict": {}}', b'\x89PNG\r\n\x1a\n0000'])
+def test_files_that_are_not_checkpoints_are_named_as_such(tmp_path, content):
+    path = tmp_path / 'model.pth'
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"model.pth': not a PyTorch checkpoint"):
+        load_checkpoint_file(str(path))

@@ -255,3 +255,29 @@ def test_fashion_mnist_config_trains_on_grey_images(tmp_path):
     ckpt = load_checkpoint_file(tmp_path / 'fm' / 'last.pth.tar')
     assert ckpt['state_dict']['head.weight'].shape[0] == 10
     assert ckpt['args']['in_chans'] == 1
+
+
+# --- bad images inside the data (the dataset side is tested in tests/test_data.py) ------------------------
+
+def test_unreadable_training_image_is_skipped_and_counted_at_epoch_end(tmp_path, fresh_image_folder):
+    root = fresh_image_folder(num_classes=2, per_class=(4, 2))
+    bad = os.path.join(root, 'train', 'class_0', '001.png')
+    with open(bad, 'wb') as f:
+        f.write(b'this is not a png')
+    result = run_train([root] + QUICK + ['--epochs', '1', '--output', tmp_path, '--experiment', 'skip'])
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = result.stdout + result.stderr
+    assert f'1 unreadable image file(s) skipped in training epoch 0: {bad}' in log
+    assert len(_summary(tmp_path / 'skip')) == 1
+
+
+def test_strict_data_stops_training_naming_the_unreadable_image(tmp_path, fresh_image_folder):
+    root = fresh_image_folder(num_classes=2, per_class=(4, 2))
+    bad = os.path.join(root, 'train', 'class_1', '000.png')
+    with open(bad, 'wb') as f:
+        f.write(b'\x89PNG truncated')
+    result = run_train([root] + QUICK + ['--epochs', '1', '--strict-data', '--output', tmp_path])
+    assert result.returncode != 0
+    assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and bad in last, last
