@@ -236,7 +236,7 @@ class FusedTokenMix(torch.autograd.Function):
             f = torch.addmm(fc1b, s, fc1w.t())
             g = F.gelu(f)
             a = _softmax(torch.addmm(fc2b, g, fc2w.t()).view(B, C, len(Xs)), 2)  # (B, C, n), channel-major
-            ak = a.unbind(2)
+            ak = a.permute(2, 0, 1).contiguous().unbind(0)  # n contiguous (B, C): fast broadcasts below
             y = None
             if bs:
                 bias = ak[0] * bs[0]  # (B, C): sum_k a_k * b_k
@@ -304,7 +304,7 @@ class FusedTokenMix(torch.autograd.Function):
             s, f, g, a = rest[:4]
             sums = rest[4:]
             n = len(Xs)
-            ak = a.unbind(2)
+            ak = a.permute(2, 0, 1).contiguous().unbind(0)
             dsum = dy3.sum(1)  # (B, C): token sums of dy
             dyT = dy3.transpose(1, 2)
             Ds = [torch.bmm(dyT, X) for X in Xs]  # D_k[b] = dy_b^T X_k,b  (B, C_out, C_in)
