@@ -2,7 +2,8 @@
 """Benchmark models side by side: params, GMACs, img/s, peak memory, and device-independent proxies.
 
 Flags follow timm's benchmark.py. Several models are measured in ONE run, interleaved round by round, so a
-noisy machine affects them alike; the reported img/s is the median over rounds.
+noisy machine affects them alike; the reported img/s is the median over rounds, and *_cpu_s_per_img the median
+CPU time of the process (all its threads) per image, which other load on a shared CPU disturbs less.
 
     python benchmark.py --model dynamixer_s "dynamixer_s@fused=False" convnext_tiny \
         --bench both -b 8 --device cpu --results-file results.csv
@@ -187,6 +188,8 @@ class Bench:
                            torchcompile=self.torchcompile or '')
         self.infer_times: List[float] = []
         self.train_times: List[float] = []
+        self.infer_cpu_times: List[float] = []
+        self.train_cpu_times: List[float] = []
 
     def measure_static(self):
         args = self.args
@@ -239,12 +242,16 @@ class Bench:
         step = self.infer_step if kind == 'inference' else self.train_step
         (self.model.eval() if kind == 'inference' else self.model.train())
         self._sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(self.args.num_bench_iter):
             step()
         self._sync()
         dt = (time.perf_counter() - t0) / self.args.num_bench_iter
         (self.infer_times if kind == 'inference' else self.train_times).append(dt)
+        # CPU time of this process (all its threads): less sensitive than wall time to other load on a
+        # shared CPU; on CUDA it is host time only
+        dc = (time.process_time() - c0) / self.args.num_bench_iter
+        (self.infer_cpu_times if kind == 'inference' else self.train_cpu_times).append(dc)
         if self.device.type == 'cuda':
             key = f'{kind[:5]}_peak_mem_gib'
             self.result[key] = round(max(self.result.get(key, 0), torch.cuda.max_memory_allocated(self.device) / 2 ** 30), 2)
@@ -258,6 +265,9 @@ class Bench:
                 self.result[f'{kind}_samples_per_sec'] = round(B / med, 2)
                 self.result[f'{kind}_step_time_ms'] = round(1e3 * med, 1)
                 self.result[f'{kind}_rounds_samples_per_sec'] = ' '.join(f'{B / t:.2f}' for t in times)
+        for kind, times in (('infer', self.infer_cpu_times), ('train', self.train_cpu_times)):
+            if times:
+                self.result[f'{kind}_cpu_s_per_img'] = round(statistics.median(times) / B, 3)
         return self.result
 
 
