@@ -11,6 +11,7 @@ unchanged in this process with those arguments added to its `timm.create_model` 
     python scripts/sweep_fmnist.py run ablations --seeds 0 --only static_xs dense_xs
     python scripts/sweep_fmnist.py transfer runs/xs_fmnist_main/model_best.pth.tar --img-size 32 --seeds 0
     python scripts/sweep_fmnist.py collect > docs/results/sweep.csv
+    python scripts/sweep_fmnist.py export runs/xs_fmnist_main/model_best.pth.tar   # -> dynamixer_xs.fmnist weights
 
 Resolution transfer: the 28-px checkpoint is fine-tuned at --img-size (FINETUNE budget) twice, once with its
 generators resampled to the new token count (what `checkpoint_filter_fn` does on load) and once with freshly
@@ -146,6 +147,29 @@ def transfer_checkpoints(source, img_size, out_dir):
     return paths
 
 
+def export(source, out):
+    """Save a checkpoint's weights as the packaged safetensors file and print its top-1 on the 1000-image
+    class-balanced test subset, loaded back through timm.create_model('dynamixer_xs.fmnist', pretrained=True)."""
+    import safetensors.torch
+    import timm
+    import torch
+    from timm.data import create_transform, resolve_data_config
+    import dynamixer  # noqa: F401
+    from dynamixer.data import FashionMNIST
+    ckpt = torch.load(source, map_location='cpu', weights_only=False)
+    state = ckpt.get('state_dict_ema') or ckpt.get('state_dict') or ckpt
+    state = {k[7:] if k.startswith('module.') else k: v.contiguous() for k, v in state.items()}
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    safetensors.torch.save_file(state, out, metadata={'source': os.path.basename(source), 'epoch': str(ckpt.get('epoch'))})
+    model = timm.create_model('dynamixer_xs.fmnist', pretrained=True, pretrained_cfg_overlay=dict(file=out)).eval()
+    data = FashionMNIST(split='test', num_samples=1000, transform=create_transform(**resolve_data_config(model=model)))
+    x = torch.stack([data[i][0] for i in range(len(data))])
+    with torch.no_grad():
+        pred = torch.cat([model(b).argmax(-1) for b in x.split(250)])
+    top1 = 100. * (pred == torch.tensor(data.targets)).float().mean().item()
+    print(f'wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB); top-1 on the 1000-image test subset: {top1:.2f}')
+
+
 def collect(out_dir):
     """One CSV row per finished run: final and best top-1 on the eval subset, params, wall time."""
     w = csv.writer(sys.stdout)
@@ -181,6 +205,9 @@ def main():
     tr.add_argument('--img-size', type=int, default=32)
     tr.add_argument('--seeds', type=int, nargs='+', default=[0])
     tr.add_argument('--output', default=os.path.join('runs', 'sweep'))
+    e = sub.add_parser('export', help='checkpoint -> dynamixer/weights/dynamixer_xs_fmnist.safetensors')
+    e.add_argument('source')
+    e.add_argument('-o', '--out', default=os.path.join(ROOT, 'dynamixer', 'weights', 'dynamixer_xs_fmnist.safetensors'))
     c = sub.add_parser('collect')
     c.add_argument('--output', default=os.path.join('runs', 'sweep'))
     t = sub.add_parser('train', help='internal: train.py with extra model kwargs')
@@ -204,6 +231,8 @@ def main():
             for init, path in paths.items():
                 spec = ('dynamixer_xs', {}, ['--img-size', str(args.img_size), '--pretrained', '--pretrained-path', path])
                 run_one(f'transfer{args.img_size}_{init}', spec, seed, args.output, FINETUNE)
+    elif args.cmd == 'export':
+        export(args.source, args.out)
     elif args.cmd == 'collect':
         collect(args.output)
     else:
