@@ -170,6 +170,24 @@ def export(source, out):
     print(f'wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB); top-1 on the 1000-image test subset: {top1:.2f}')
 
 
+def zero_shot(path, img_size, num_samples=2000):
+    """Top-1 of a dynamixer_xs checkpoint at img_size, loaded (and resampled) as train.py does, without
+    training, on the fixed class-balanced test subset resized to img_size."""
+    import timm
+    import torch
+    from timm.data import create_transform
+    from dynamixer.data import FashionMNIST
+    model = timm.create_model('dynamixer_xs', pretrained=True, img_size=img_size, in_chans=1, num_classes=10,
+                              pretrained_cfg_overlay=dict(file=path, num_classes=10)).eval()
+    transform = create_transform(input_size=(1, img_size, img_size), mean=(0.2860,), std=(0.3530,), crop_pct=1.0,
+                                 interpolation='bicubic')
+    data = FashionMNIST(split='test', num_samples=num_samples, transform=transform)
+    x = torch.stack([data[i][0] for i in range(len(data))])
+    with torch.no_grad():
+        pred = torch.cat([model(b).argmax(-1) for b in x.split(500)])
+    return round(100. * (pred == torch.tensor(data.targets)).float().mean().item(), 2)
+
+
 def collect(out_dir):
     """One CSV row per finished run: final and best top-1 on the eval subset, params, wall time."""
     w = csv.writer(sys.stdout)
@@ -227,6 +245,11 @@ def main():
                         run_one(name, runs[name], seed, args.output, SHORT)
     elif args.cmd == 'transfer':
         paths = transfer_checkpoints(args.source, args.img_size, os.path.join(args.output, 'transfer_start'))
+        scores = {'source_at_28': zero_shot(paths['resampled'], 28)}
+        scores.update({f'{init}_at_{args.img_size}': zero_shot(path, args.img_size) for init, path in paths.items()})
+        with open(os.path.join(args.output, f'transfer{args.img_size}_before_finetuning.json'), 'w') as f:
+            json.dump(dict(source=args.source, test_images=2000, top1=scores), f, indent=1)
+        print(f'before fine-tuning: {scores}', flush=True)
         for seed in args.seeds:
             for init, path in paths.items():
                 spec = ('dynamixer_xs', {}, ['--img-size', str(args.img_size), '--pretrained', '--pretrained-path', path])
