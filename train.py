@@ -21,6 +21,7 @@ from datetime import datetime
 
 import torch
 import yaml
+from timm.utils import ParseKwargs
 
 _logger = logging.getLogger('train')
 
@@ -170,6 +171,8 @@ group.add_argument('--smoothing', type=float, default=0.1, help='label smoothing
 group.add_argument('--train-interpolation', type=str, default='random', help="training interpolation")
 group.add_argument('--drop', type=float, default=0.0, metavar='PCT', help='dropout rate (default: 0)')
 group.add_argument('--drop-path', type=float, default=None, metavar='PCT', help='drop path rate')
+group.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs, metavar='KEY=VALUE',
+                   help="extra model constructor arguments, e.g. generator='static' reweight=False (timm's flag)")
 group.add_argument('--model-ema', action='store_true', help='keep an EMA of the weights, validated beside the model')
 group.add_argument('--model-ema-force-cpu', action='store_true', help='keep the EMA on the CPU (not validated)')
 group.add_argument('--model-ema-decay', type=float, default=0.9998, help='EMA decay (default: 0.9998)')
@@ -305,6 +308,7 @@ def _create_model(args):
     kwargs = dict(num_classes=args.num_classes, in_chans=args.in_chans, drop_rate=args.drop)
     if args.drop_path is not None:
         kwargs['drop_path_rate'] = args.drop_path
+    kwargs.update(args.model_kwargs)
     if args.gp is not None:
         kwargs['global_pool'] = args.gp
     if args.img_size is not None:

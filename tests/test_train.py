@@ -281,3 +281,14 @@ def test_strict_data_stops_training_naming_the_unreadable_image(tmp_path, fresh_
     assert 'Traceback' not in result.stderr, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and bad in last, last
+
+
+def test_model_kwargs_reach_the_model_and_a_typo_is_one_clear_error(tmp_path, image_folder, capsys):
+    result = run_train([image_folder] + QUICK + ['--epochs', '1', '--output', tmp_path, '--experiment', 'kw',
+                                                 '--model-kwargs', "generator='static'", 'reweight=False'])
+    assert result.returncode == 0, result.stderr[-2000:]
+    sd = load_checkpoint_file(tmp_path / 'kw' / 'last.pth.tar')['state_dict']
+    assert 'stages.0.layers.0.token_mixer.mix_h.static_logits' in sd
+    assert not any('reweight' in k for k in sd)
+    bad = run_in_process([image_folder] + QUICK + ['--output', tmp_path, '--model-kwargs', 'genrator=1'], capsys)
+    _assert_clean_error(bad, 'genrator')
