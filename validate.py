@@ -191,7 +191,7 @@ def validate(args: argparse.Namespace) -> Dict:
     param_count = sum(p.numel() for p in model.parameters())
     model = model.to(device).eval()
 
-    in_chans = args.in_chans or 3
+    in_chans = args.in_chans or getattr(model, 'in_chans', 3)  # a pretrained tag's cfg may set it
     data_config = resolve_data_config(dict(vars(args), in_chans=in_chans), model=model)
     input_size = (in_chans, *data_config['input_size'][1:])
     mean, std = _fit_channels(data_config['mean'], in_chans), _fit_channels(data_config['std'], in_chans)

@@ -377,3 +377,15 @@ def test_validate_reproduces_train_py_eval_metrics_from_its_checkpoint_alone(tmp
     results = json.loads((tmp_path / 'r.json').read_text())
     assert results['loss'] == pytest.approx(float(summary['eval_loss']), rel=1e-4)
     assert results['top1'] == pytest.approx(float(summary['eval_top1']), abs=1e-3)
+
+
+def test_validate_takes_channels_and_size_from_a_pretrained_tag(tmp_path, capsys):
+    if not os.path.isdir('/usr/share/datasets/fashion-mnist'):
+        pytest.skip('Fashion-MNIST is not installed')
+    results_file = tmp_path / 'fmnist.json'
+    rc, out, err = _run_main(['--dataset', 'fashion_mnist', '--split', 'test', '--model', 'dynamixer_xs.fmnist',
+                              '--pretrained', '--num-samples', '200', '--results-file', results_file], capsys)
+    assert rc == 0, err[-2000:]
+    results = json.loads(results_file.read_text())
+    assert results['in_chans'] == 1 and results['img_size'] == 28
+    assert results['top1'] > 80.
