@@ -272,7 +272,9 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).permute(0, 2, 3, 1)  # (B, C, H/p, W/p) -> (B, H/p, W/p, C)
+        # (B, C, H/p, W/p) -> (B, H/p, W/p, C), made contiguous: every layer after it keeps its input's memory
+        # layout (LayerNorm, residual adds), and a channel-strided token layout costs a copy in every op
+        return self.proj(x).permute(0, 2, 3, 1).contiguous()
 
 
 class Downsample(nn.Module):
@@ -284,7 +286,7 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x.permute(0, 3, 1, 2))  # (B, H, W, C) -> (B, C', H/p, W/p)
-        return x.permute(0, 2, 3, 1)
+        return x.permute(0, 2, 3, 1).contiguous()  # see PatchEmbed
 
 
 class DynaMixerStage(nn.Module):

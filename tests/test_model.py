@@ -153,6 +153,21 @@ def test_img_size_sets_the_token_grid(img_size):
     assert model(torch.randn(1, 3, H, W)).shape == (1, 3)
 
 
+@pytest.mark.parametrize('name,img_size', [('dynamixer_xs', 28), ('dynamixer_m', 64)])
+def test_every_layer_gets_contiguous_tokens(name, img_size):
+    # the stem and patch merges hand over (B, H, W, C) tokens in that memory order: a conv's (B, C, H, W)
+    # output merely permuted would keep the channels strided through every layer (LayerNorm and residual adds
+    # preserve the layout), and each op would pay a copy for it
+    model = timm.create_model(name, img_size=img_size, num_classes=3)
+    seen = []
+    for layer in model.modules():
+        if isinstance(layer, dynamixer.DynaMixerLayer):
+            layer.register_forward_hook(lambda mod, inp, out: seen.append((inp[0].is_contiguous(), out.is_contiguous())))
+    model(torch.randn(2, 3, img_size, img_size)).sum().backward()
+    assert len(seen) == sum(len(stage.layers) for stage in model.stages)
+    assert all(a and b for a, b in seen), seen
+
+
 def test_small_variant_is_registered_for_small_images():
     cfg = timm.models.get_pretrained_cfg('dynamixer_xs')
     assert cfg.input_size == (3, 32, 32)
