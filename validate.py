@@ -27,7 +27,7 @@ from timm.data import create_loader, resolve_data_config
 from timm.utils.log import FormatterNoInfo
 
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
-from dynamixer.checkpoint import CheckpointError, load_checkpoint_file, state_dict_from_checkpoint
+from dynamixer.checkpoint import CheckpointError, load_checkpoint_file, load_weights, training_args
 from dynamixer.data import DataError, create_image_dataset, dataset_num_classes, log_skipped_files
 from dynamixer.engine import TrainingError, evaluate
 
@@ -86,78 +86,6 @@ def create_model(args: argparse.Namespace) -> nn.Module:
         raise InputError(f'cannot create {args.model} {flags}'.rstrip() + f': {str(e).splitlines()[0]}') from None
 
 
-# train.py records its args in the checkpoint; these decide the model and its input, so validation uses them
-# unless a flag says otherwise (the Fashion-MNIST recipe's mean/std, for one, differ from the model default)
-_TRAINING_ARGS = ('model', 'num_classes', 'img_size', 'in_chans', 'mean', 'std', 'crop_pct', 'crop_mode', 'interpolation')
-
-
-def apply_training_args(args: argparse.Namespace, checkpoint: Dict, path: str) -> None:
-    """Fill the flags the user did not give from the training args stored in a train.py checkpoint."""
-    train_args = checkpoint.get('args')
-    if not isinstance(train_args, dict):
-        return
-    train_args = dict(train_args)
-    input_size = train_args.get('input_size')
-    if isinstance(input_size, (list, tuple)) and len(input_size) == 3 and input_size[1] == input_size[2]:
-        train_args.setdefault('in_chans', input_size[0])
-        train_args['img_size'] = train_args.get('img_size') or input_size[1]
-    taken = []
-    for key in _TRAINING_ARGS:
-        value = train_args.get(key)
-        if value not in (None, '') and getattr(args, key) in (None, ''):
-            setattr(args, key, value)
-            taken.append(f"--{key.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}")
-    if taken:
-        _logger.info(f"from the training args in {path}: {', '.join(taken)}")
-
-
-def load_weights(model: nn.Module, checkpoint: Dict, path: str, model_name: str, use_ema: bool = False) -> None:
-    """Load a checkpoint (as read by `load_checkpoint_file`) into `model`, mapping other layouts with the
-    model's `checkpoint_filter_fn`.
-
-    Raises:
-        InputError: the weights are of another architecture, class count, input size or channel count.
-    """
-    if use_ema and not any(isinstance(checkpoint.get(k), dict) for k in ('state_dict_ema', 'model_ema')):
-        raise InputError(f"checkpoint '{path}' holds no EMA weights (state_dict_ema): drop --use-ema")
-    state_dict = {k: v for k, v in state_dict_from_checkpoint(checkpoint, use_ema).items() if isinstance(v, torch.Tensor)}
-    own = model.state_dict()
-    fits = state_dict.keys() == own.keys() and all(state_dict[k].shape == v.shape for k, v in own.items())
-    filter_fn = getattr(sys.modules.get(type(model).__module__), 'checkpoint_filter_fn', None)
-    if not fits and filter_fn is not None:  # another layout (the reference's) or another input size
-        try:
-            state_dict = filter_fn(state_dict, model)
-        except Exception as e:  # a filter fed another architecture's keys may fail in any way; say which file
-            raise InputError(f"checkpoint '{path}': {(str(e).splitlines() or [type(e).__name__])[0]}; "
-                             f'pass the --model it was trained with') from None
-        _logger.info(f'checkpoint {path} mapped onto {model_name} by its checkpoint_filter_fn')
-
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    wrong = {k: (tuple(state_dict[k].shape), tuple(v.shape)) for k, v in own.items()
-             if k in state_dict and state_dict[k].shape != v.shape}
-    cfg = getattr(model, 'pretrained_cfg', {}) or {}
-    classifier, first_conv = cfg.get('classifier', 'head'), cfg.get('first_conv', '')
-    classifiers = {f'{c}.weight' for c in ((classifier,) if isinstance(classifier, str) else classifier)}
-    if not missing and not unexpected and wrong:
-        key = next(iter(wrong))
-        (ckpt_shape, model_shape) = wrong[key]
-        if set(wrong) <= classifiers | {k.replace('.weight', '.bias') for k in classifiers}:
-            raise InputError(f"checkpoint '{path}' has {ckpt_shape[0]} classes but the model was built for "
-                             f'{model_shape[0]}: pass --num-classes {ckpt_shape[0]}')
-        if set(wrong) == {f'{first_conv}.weight'}:
-            raise InputError(f"checkpoint '{path}' takes {ckpt_shape[1]}-channel images but the model was built for "
-                             f'{model_shape[1]}: pass --in-chans {ckpt_shape[1]}')
-    if missing or unexpected or wrong:
-        details = [f'{len(missing)} missing keys (e.g. {missing[0]})' if missing else '',
-                   f'{len(unexpected)} unexpected keys (e.g. {unexpected[0]})' if unexpected else '',
-                   '{} shape mismatches (e.g. {} {} in the checkpoint vs {} in the model)'.format(
-                       len(wrong), *next((k, *s) for k, s in wrong.items())) if wrong else '']
-        raise InputError(f"checkpoint '{path}' does not fit {model_name}: " + ', '.join(d for d in details if d)
-                         + '; pass the --model, --img-size, --in-chans and --num-classes it was trained with')
-    model.load_state_dict(state_dict)
-
-
 def _fit_channels(values, n: int):
     """Normalisation stats for n channels: a 3-channel default is averaged for grey input."""
     values = tuple(values)
@@ -181,11 +109,17 @@ def validate(args: argparse.Namespace) -> Dict:
 
     checkpoint = load_checkpoint_file(args.checkpoint) if args.checkpoint else None
     if checkpoint is not None:
-        apply_training_args(args, checkpoint, args.checkpoint)
+        taken = []
+        for key, value in training_args(checkpoint).items():
+            if getattr(args, key) in (None, ''):  # a flag the user gave wins
+                setattr(args, key, value)
+                taken.append(f"--{key.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}")
+        if taken:
+            _logger.info(f"from the training args in {args.checkpoint}: {', '.join(taken)}")
     args.model = args.model or 'dynamixer_s'
     model = create_model(args)
     if checkpoint is not None:
-        load_weights(model, checkpoint, args.checkpoint, args.model, args.use_ema)
+        load_weights(model, checkpoint, args.checkpoint, args.use_ema)
     elif not args.pretrained:
         _logger.warning('no --checkpoint and no --pretrained: evaluating randomly initialised weights')
     param_count = sum(p.numel() for p in model.parameters())

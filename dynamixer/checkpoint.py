@@ -7,6 +7,8 @@
   destination: a kill or a full disk during a save leaves the previous checkpoint intact.
 * `CheckpointSaver` is timm's saver (`last`, `model_best`, `checkpoint-N` with `--checkpoint-hist`)
   with its save primitive replaced by `atomic_save` and a state that loads with weights_only=True.
+* `training_args` and `load_weights` give validation and fine-tuning the model settings and the weights
+  of a checkpoint, mapped onto the model or refused with the flag to pass.
 * `resume_checkpoint` restores model, optimizer, scaler, EMA, scheduler, epoch and step-in-epoch.
 * `find_latest_checkpoint` picks the most advanced readable checkpoint of a run (`--resume auto`).
 """
@@ -16,6 +18,7 @@ import logging
 import os
 import pickle
 import random
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -30,7 +33,8 @@ from timm.utils import get_state_dict, unwrap_model
 _logger = logging.getLogger(__name__)
 
 __all__ = [
-    'CheckpointError', 'load_checkpoint_file', 'state_dict_from_checkpoint', 'atomic_save',
+    'CheckpointError', 'load_checkpoint_file', 'state_dict_from_checkpoint', 'training_args', 'load_weights',
+    'atomic_save',
     'CheckpointSaver', 'resume_checkpoint', 'find_latest_checkpoint', 'get_rng_state', 'set_rng_state',
 ]
 
@@ -123,6 +127,75 @@ def state_dict_from_checkpoint(checkpoint: Dict[str, Any], use_ema: bool = False
         if key in checkpoint and isinstance(checkpoint[key], dict):
             return clean_state_dict(checkpoint[key])
     return clean_state_dict(checkpoint)
+
+
+# train.py records its args in its checkpoints; these decide the model and its input
+TRAINING_ARGS = ('model', 'num_classes', 'img_size', 'in_chans', 'mean', 'std', 'crop_pct', 'crop_mode', 'interpolation')
+
+
+def training_args(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+    """The model and input settings (`TRAINING_ARGS`) train.py stored in a checkpoint; {} for other files.
+
+    `img_size` and `in_chans` are also taken from a stored `input_size` (C, S, S).
+    """
+    args = checkpoint.get('args')
+    if not isinstance(args, dict):
+        return {}
+    args = dict(args)
+    input_size = args.get('input_size')
+    if isinstance(input_size, (list, tuple)) and len(input_size) == 3 and input_size[1] == input_size[2]:
+        args.setdefault('in_chans', input_size[0])
+        args['img_size'] = args.get('img_size') or input_size[1]
+    return {k: args[k] for k in TRAINING_ARGS if args.get(k) not in (None, '')}
+
+
+def load_weights(model: torch.nn.Module, checkpoint: Dict[str, Any], path: str, use_ema: bool = False) -> None:
+    """Load a checkpoint (as read by `load_checkpoint_file`) into `model`, mapping other layouts (the
+    reference's, another input size) with the model's `checkpoint_filter_fn`.
+
+    Raises:
+        CheckpointError: no EMA weights for `use_ema`, or the weights are of another architecture, class
+            count, input size or channel count (the message names the flag to pass).
+    """
+    name = (getattr(model, 'pretrained_cfg', None) or {}).get('architecture') or type(model).__name__
+    if use_ema and not any(isinstance(checkpoint.get(k), dict) for k in ('state_dict_ema', 'model_ema')):
+        raise CheckpointError(f"checkpoint '{path}' holds no EMA weights (state_dict_ema): drop --use-ema")
+    state_dict = {k: v for k, v in state_dict_from_checkpoint(checkpoint, use_ema).items() if isinstance(v, torch.Tensor)}
+    own = model.state_dict()
+    fits = state_dict.keys() == own.keys() and all(state_dict[k].shape == v.shape for k, v in own.items())
+    filter_fn = getattr(sys.modules.get(type(model).__module__), 'checkpoint_filter_fn', None)
+    if not fits and filter_fn is not None:  # another layout (the reference's) or another input size
+        try:
+            state_dict = filter_fn(state_dict, model)
+        except Exception as e:  # a filter fed another architecture's keys may fail in any way; say which file
+            raise CheckpointError(f"checkpoint '{path}': {(str(e).splitlines() or [type(e).__name__])[0]}; "
+                                  f'pass the --model it was trained with') from None
+        _logger.info(f'checkpoint {path} mapped onto {name} by its checkpoint_filter_fn')
+
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = {k: (tuple(state_dict[k].shape), tuple(v.shape)) for k, v in own.items()
+             if k in state_dict and state_dict[k].shape != v.shape}
+    cfg = getattr(model, 'pretrained_cfg', {}) or {}
+    classifier, first_conv = cfg.get('classifier', 'head'), cfg.get('first_conv', '')
+    classifiers = {f'{c}.weight' for c in ((classifier,) if isinstance(classifier, str) else classifier)}
+    if not missing and not unexpected and wrong:
+        key = next(iter(wrong))
+        (ckpt_shape, model_shape) = wrong[key]
+        if set(wrong) <= classifiers | {k.replace('.weight', '.bias') for k in classifiers}:
+            raise CheckpointError(f"checkpoint '{path}' has {ckpt_shape[0]} classes but the model was built for "
+                                  f'{model_shape[0]}: pass --num-classes {ckpt_shape[0]}')
+        if set(wrong) == {f'{first_conv}.weight'}:
+            raise CheckpointError(f"checkpoint '{path}' takes {ckpt_shape[1]}-channel images but the model was "
+                                  f'built for {model_shape[1]}: pass --in-chans {ckpt_shape[1]}')
+    if missing or unexpected or wrong:
+        details = [f'{len(missing)} missing keys (e.g. {missing[0]})' if missing else '',
+                   f'{len(unexpected)} unexpected keys (e.g. {unexpected[0]})' if unexpected else '',
+                   '{} shape mismatches (e.g. {} {} in the checkpoint vs {} in the model)'.format(
+                       len(wrong), *next((k, *s) for k, s in wrong.items())) if wrong else '']
+        raise CheckpointError(f"checkpoint '{path}' does not fit {name}: " + ', '.join(d for d in details if d)
+                              + '; pass the --model, --img-size, --in-chans and --num-classes it was trained with')
+    model.load_state_dict(state_dict)
 
 
 def _fsync_dir(dirname: str) -> None:
