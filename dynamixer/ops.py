@@ -236,7 +236,7 @@ class FusedTokenMix(torch.autograd.Function):
             f = torch.addmm(fc1b, s, fc1w.t())
             g = F.gelu(f)
             a = _softmax(torch.addmm(fc2b, g, fc2w.t()).view(B, C, len(Xs)), 2)  # (B, C, n), channel-major
-            ak = a.permute(2, 0, 1).contiguous().unbind(0)  # n contiguous (B, C): fast broadcasts below
+            ak = a.unbind(2)  # n strided (B, C) views: the scales of each branch
             y = None
             if bs:
                 bias = ak[0] * bs[0]  # (B, C): sum_k a_k * b_k
@@ -304,14 +304,16 @@ class FusedTokenMix(torch.autograd.Function):
             s, f, g, a = rest[:4]
             sums = rest[4:]
             n = len(Xs)
-            ak = a.permute(2, 0, 1).contiguous().unbind(0)
+            ak = a.unbind(2)
             dsum = dy3.sum(1)  # (B, C): token sums of dy
             dyT = dy3.transpose(1, 2)
             Ds = [torch.bmm(dyT, X) for X in Xs]  # D_k[b] = dy_b^T X_k,b  (B, C_out, C_in)
-            das = [(D * w).sum(2) for D, w in zip(Ds, Ws)]  # da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c] ...
-            for k, bi in enumerate(b_idx):
-                das[k].addcmul_(dsum, params[bi])  # ... + b_k[o] * dsum[b, o]
-            dr = _softmax_backward(torch.stack(das, 2), a, 2).view(B, n * C)
+            da = torch.empty_like(a)  # (B, C, n), written branch by branch (no stack copy)
+            for k, (D, w) in enumerate(zip(Ds, Ws)):
+                torch.sum(D * w, 2, out=da[:, :, k])  # da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c] ...
+                if k < len(b_idx):
+                    da[:, :, k].addcmul_(dsum, params[b_idx[k]])  # ... + b_k[o] * dsum[b, o]
+            dr = _softmax_backward(da, a, 2).view(B, n * C)
             grads[-2], grads[-1] = dr.t() @ g, dr.sum(0)  # reweight.fc2
             df = torch.ops.aten.gelu_backward(dr @ fc2w, f)
             grads[-4], grads[-3] = df.t() @ s, df.sum(0)  # reweight.fc1
