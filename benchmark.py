@@ -22,6 +22,9 @@ Device-independent proxies (taken on CPU by default at --proxy-batch, the same o
       .saved_tensors_hooks), each storage counted once, parameters excluded, divided by the batch size;
   saved_mib_per_img_with_params: the same plus the parameter bytes, divided by the batch size (the
       convention of the figures quoted in issue 4, which it reproduces at batch 2 within 2 MiB).
+  compiled_aten_ops / compiled_copy_ops (compiled entries, with --bench train or both): the same counts over
+      one forward + backward of the compiled model after its warm-up, at -b on --device: what is left for
+      the dispatcher once inductor runs the fused elementwise kernels itself.
 GMACs: fvcore FlopCountAnalysis at batch 1 with LayerNorm not counted (as the DynaMixer paper / reference
 do); fvcore jit-traces the model, and traced DynaMixer models take their plain path (fvcore cannot see inside
 an autograd Function; the fused path computes the same function).
@@ -258,6 +261,20 @@ class Bench:
             self.result[key] = round(max(self.result.get(key, 0), torch.cuda.max_memory_allocated(self.device) / 2 ** 30), 2)
         return dt
 
+    def measure_compiled_ops(self):
+        """aten ops / copy ops dispatched by one forward + backward of the compiled model (after its warm-up).
+
+        What reaches the dispatcher once inductor has fused the elementwise work into its own kernels: the
+        GEMMs it leaves to aten (extern kernels) and the like. Taken at the benchmark batch on --device.
+        """
+        self.model.train()
+        self.model.zero_grad(set_to_none=True)
+        counter = OpCounter()
+        with counter:
+            self.train_model(self.example).float().sum().backward()
+        self.model.zero_grad(set_to_none=True)
+        self.result.update(compiled_aten_ops=counter.total, compiled_copy_ops=counter.copies)
+
     def summarize(self):
         B = self.args.batch_size
         for kind, times in (('infer', self.infer_times), ('train', self.train_times)):
@@ -312,6 +329,9 @@ def main(argv=None):
             for b in benches:  # interleaved: every round visits every model
                 dt = b.timed(kind)
                 _logger.info(f'{kind} round {r} {b.entry}: {args.batch_size / dt:.2f} img/s')
+    for b in benches:
+        if b.torchcompile and not args.no_proxies and 'train' in kinds:
+            b.measure_compiled_ops()
     results = [b.summarize() for b in benches]
     for r in results:
         _logger.info(json.dumps(r))

@@ -9,6 +9,7 @@ unchanged in this process with those arguments added to its `timm.create_model` 
     python scripts/sweep_fmnist.py list
     python scripts/sweep_fmnist.py run peers ablations --seeds 0 1   # one run after the other, seed-major
     python scripts/sweep_fmnist.py run ablations --seeds 0 --only static_xs dense_xs
+    python scripts/sweep_fmnist.py run peers --budget long --seeds 0     # 120k images, full test set
     python scripts/sweep_fmnist.py transfer runs/xs_fmnist_main/model_best.pth.tar --img-size 32 --seeds 0
     python scripts/sweep_fmnist.py collect > docs/results/sweep.csv
     python scripts/sweep_fmnist.py export runs/xs_fmnist_main/model_best.pth.tar   # -> dynamixer_xs.fmnist weights
@@ -40,6 +41,11 @@ RECIPE = os.path.join('configs', 'dynamixer_xs_fashion_mnist.yaml')
 # evaluated on a fixed class-balanced 2000-image subset of the test set.
 SHORT = ['--train-num-samples', '4500', '--epochs', '4', '--warmup-epochs', '1', '--val-num-samples', '2000',
          '--crop-pct', '1.0', '--checkpoint-hist', '1', '--log-interval', '1000']
+
+# Long budget (peers): 2 epochs of the full 60k train set (120k images, 938 steps of 128), scored on the
+# full 10k test set.
+LONG = ['--epochs', '2', '--warmup-epochs', '1', '--crop-pct', '1.0', '--checkpoint-hist', '1', '--log-interval', '1000']
+BUDGETS = {'short': SHORT, 'long': LONG}
 
 # Fine-tuning budget of the resolution-transfer runs: 2 epochs of 4500 images, lower constant-ish lr.
 FINETUNE = ['--train-num-samples', '4500', '--epochs', '2', '--warmup-epochs', '0', '--lr', '5e-4',
@@ -217,7 +223,9 @@ def main():
     r.add_argument('groups', nargs='+', choices=sorted(GROUPS), help='groups, run in this order for each seed')
     r.add_argument('--seeds', type=int, nargs='+', default=[0])
     r.add_argument('--only', nargs='+', default=None, help='run only these names of the group')
-    r.add_argument('--output', default=os.path.join('runs', 'sweep'))
+    r.add_argument('--budget', default='short', choices=sorted(BUDGETS),
+                   help='short: 18k images, 2000 test images; long: 120k images, the full 10k test set')
+    r.add_argument('--output', default=None, help='default: runs/sweep (short), runs/sweep_long (long)')
     tr = sub.add_parser('transfer', help='fine-tune a 28-px checkpoint at another size, two generator inits')
     tr.add_argument('source', help='train.py checkpoint of dynamixer_xs at 28 px')
     tr.add_argument('--img-size', type=int, default=32)
@@ -237,12 +245,13 @@ def main():
             for name, (model, kwargs, extra) in runs.items():
                 print(f'{g:10s} {name:18s} {model:16s} {json.dumps(kwargs)} {" ".join(extra)}')
     elif args.cmd == 'run':
+        out = args.output or os.path.join('runs', 'sweep' if args.budget == 'short' else 'sweep_long')
         for seed in args.seeds:  # seed-major: a first seed of everything before a second one
             for group in args.groups:
                 runs = GROUPS[group]
                 for name in args.only or list(runs):
                     if name in runs:
-                        run_one(name, runs[name], seed, args.output, SHORT)
+                        run_one(name, runs[name], seed, out, BUDGETS[args.budget])
     elif args.cmd == 'transfer':
         paths = transfer_checkpoints(args.source, args.img_size, os.path.join(args.output, 'transfer_start'))
         scores = {'source_at_28': zero_shot(paths['resampled'], 28)}
