@@ -8,7 +8,8 @@ CPU time of the process (all its threads) per image, which other load on a share
     python benchmark.py --model dynamixer_s "dynamixer_s@fused=False" convnext_tiny \
         --bench both -b 8 --device cpu --results-file results.csv
 
-A model entry is a timm name, optionally followed by `@key=value,key=value` (constructor kwargs of that entry
+A model entry is a timm name, or `reference:<dynamixer_s|m|l>` (the authors' formulation, for side-by-side
+runs), optionally followed by `@key=value,key=value` (constructor kwargs of that entry
 only; `torchcompile=inductor` compiles just that entry); `--model-kwargs key=value ...` applies to every model.
 --torchcompile compiles DynaMixer models per layer (dynamixer.ops.compile_layers: one compiled graph per layer
 shape, reused by every layer of that shape), other models whole.
@@ -36,6 +37,7 @@ import json
 import logging
 import os
 import statistics
+import sys
 import time
 from collections import Counter
 from contextlib import nullcontext
@@ -167,6 +169,18 @@ def count_gmacs(model: nn.Module, x: torch.Tensor) -> float:
     return round(fca.total() / x.shape[0] / 1e9, 2)
 
 
+def reference_model(variant: str, img_size: int = 224, num_classes: int = 1000) -> nn.Module:
+    """The authors' formulation of `variant` (tests/reference_dynamixer.py, written from the reference's
+    semantics: permute copies, matmul with the softmax over sources, a channel-strided token layout), the
+    baseline issue 4 measures speed against."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'tests'))
+    from reference_dynamixer import RefDynaMixer
+    model = RefDynaMixer(variant, img_size=img_size, num_classes=num_classes)
+    model.pretrained_cfg = dict(input_size=(3, img_size, img_size))
+    model.num_classes = num_classes
+    return model
+
+
 class Bench:
     """One model entry: builds the model, times inference / train steps on demand."""
 
@@ -180,7 +194,10 @@ class Bench:
         self.torchcompile = kw.pop('torchcompile', args.torchcompile)
         if args.img_size is not None:
             kw.setdefault('img_size', args.img_size)
-        self.model = timm.create_model(self.name, **kw)
+        if self.name.startswith('reference:'):  # the authors' formulation, for side-by-side runs
+            self.model = reference_model(self.name.split(':', 1)[1], **kw)
+        else:
+            self.model = timm.create_model(self.name, **kw)
         cfg = self.model.pretrained_cfg
         size = args.img_size or cfg['input_size'][-1]
         self.input_size = (cfg['input_size'][0], size, size)

@@ -59,3 +59,16 @@ def test_benchmark_runs_tiny_models_side_by_side_and_writes_results(tmp_path):
     assert int(fused['copy_ops']) < int(plain['copy_ops'])
     assert float(fused['saved_mib_per_img']) < float(plain['saved_mib_per_img'])
     assert len(fused['infer_rounds_samples_per_sec'].split()) == 2
+
+
+def test_reference_formulation_entry_reproduces_the_issues_proxy_counts():
+    # `reference:dynamixer_s` is the authors' formulation (tests/reference_dynamixer.py); issue 4 measured the
+    # reference code at 6,311 aten ops, 664 copies and 226.7 MiB/img (parameters included, batch 2)
+    results = benchmark.main([
+        '--model', 'reference:dynamixer_s', '--bench', 'inference', '-b', '1', '--device', 'cpu',
+        '--num-warm-iter', '1', '--num-bench-iter', '1', '--rounds', '1', '--no-gmacs'])
+    ref = results[0]
+    assert ref['param_count'] == 26.27
+    assert ref['copy_ops'] == 664
+    assert abs(ref['aten_ops'] - 6311) < 0.02 * 6311
+    assert abs(ref['saved_mib_per_img_with_params'] - 226.7) < 2
