@@ -1,16 +1,31 @@
-"""Where the time goes: torch.profiler over one step of dynamixer_s (batch 8, CPU, 2 threads).
+"""Where the time goes: torch.profiler over one step of dynamixer_s (batch 8, CPU, 2 threads) for the
+authors' formulation (reference:dynamixer_s), the plain path and the fused path.
 
 python docs/bench/profile_s.py > docs/bench/profile_s.txt
 """
+import os
+import sys
+
 import torch
 import timm
 
-import dynamixer  # noqa: F401
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+import dynamixer  # noqa: F401,E402
+from benchmark import reference_model  # noqa: E402
+
+GEMMS = ('aten::addmm', 'aten::addmm_', 'aten::mm', 'aten::bmm', 'aten::baddbmm', 'aten::baddbmm_')
+COPIES = ('aten::copy_', 'aten::clone', 'aten::cat', 'aten::stack')
 
 torch.set_num_threads(2)
+torch.manual_seed(0)
 x = torch.randn(8, 3, 224, 224)
-for fused in (False, True):
-    model = timm.create_model('dynamixer_s', fused=fused)
+models = {
+    'reference:dynamixer_s': lambda: reference_model('dynamixer_s'),
+    'dynamixer_s@fused=False': lambda: timm.create_model('dynamixer_s', fused=False),
+    'dynamixer_s': lambda: timm.create_model('dynamixer_s'),
+}
+for name, build in models.items():
+    model = build()
     for train in (False, True):
         model.train(train)
 
@@ -23,7 +38,10 @@ for fused in (False, True):
         step()
         with torch.profiler.profile() as prof:
             step()
-        total = sum(e.self_cpu_time_total for e in prof.key_averages())
-        print(f'== dynamixer_s fused={fused} {"train" if train else "inference"} step: {total / 1e6:.2f} s self CPU')
-        for e in sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:10]:
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        share = lambda keys: 100 * sum(e.self_cpu_time_total for e in events if e.key in keys) / total  # noqa: E731
+        print(f'== {name} {"train" if train else "inference"} step: {total / 1e6:.2f} s self CPU; '
+              f'GEMMs {share(GEMMS):.1f}%, copies {share(COPIES):.1f}%')
+        for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:10]:
             print(f'  {e.key:34s} {100 * e.self_cpu_time_total / total:5.1f}%  {e.count:5d} calls')
