@@ -302,7 +302,9 @@ class Bench:
         self.model.zero_grad(set_to_none=True)
         ops, copies = profiled_aten_ops(lambda: self.train_model(self.example).float().sum().backward())
         self.model.zero_grad(set_to_none=True)
-        self.result.update(compiled_profiled_aten_ops=ops, compiled_profiled_copy_ops=copies)
+        saved = saved_bytes(self.train_model, self.example)  # what the compiled graphs keep for backward
+        self.result.update(compiled_profiled_aten_ops=ops, compiled_profiled_copy_ops=copies,
+                           compiled_saved_mib_per_img=round(saved / self.example.shape[0] / 2 ** 20, 1))
 
     def summarize(self):
         B = self.args.batch_size

@@ -308,12 +308,11 @@ class FusedTokenMix(torch.autograd.Function):
             dsum = dy3.sum(1)  # (B, C): token sums of dy
             dyT = dy3.transpose(1, 2)
             Ds = [torch.bmm(dyT, X) for X in Xs]  # D_k[b] = dy_b^T X_k,b  (B, C_out, C_in)
-            da = torch.empty_like(a)  # (B, C, n), written branch by branch (no stack copy)
-            for k, (D, w) in enumerate(zip(Ds, Ws)):
-                torch.sum(D * w, 2, out=da[:, :, k])  # da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c] ...
-                if k < len(b_idx):
-                    da[:, :, k].addcmul_(dsum, params[b_idx[k]])  # ... + b_k[o] * dsum[b, o]
-            dr = _softmax_backward(da, a, 2).view(B, n * C)
+            das = [(D * w).sum(2) for D, w in zip(Ds, Ws)]  # da_k[b, o] = sum_c D_k[b, o, c] W_k[o, c] ...
+            for k, bi in enumerate(b_idx):
+                das[k].addcmul_(dsum, params[bi])  # ... + b_k[o] * dsum[b, o]
+            # stacked (a (B, C, n) copy): an out= into a strided slice of one buffer would break dynamo's graph
+            dr = _softmax_backward(torch.stack(das, 2), a, 2).view(B, n * C)
             grads[-2], grads[-1] = dr.t() @ g, dr.sum(0)  # reweight.fc2
             df = torch.ops.aten.gelu_backward(dr @ fc2w, f)
             grads[-4], grads[-3] = df.t() @ s, df.sum(0)  # reweight.fc1
@@ -388,25 +387,32 @@ def _offsets(op_cfg, comp_ops) -> dict:
         off += op_cfg[i][1] * op_cfg[i][2]
     return offsets
 
-def compile_layers(model: torch.nn.Module, **compile_kwargs) -> torch.nn.Module:
+def compile_layers(model: torch.nn.Module, fused: Optional[bool] = None, **compile_kwargs) -> torch.nn.Module:
     """Regional compilation: torch.compile every DynaMixerLayer in place (`nn.Module.compile`).
 
     All layers run the same code, so dynamo compiles one graph per distinct layer shape (two for S/M/L: the
-    32x32 and the 16x16 layers) and every other layer reuses it; parameters are graph inputs. The stem, the
-    patch merge and the head stay eager. Other models (no DynaMixerLayer) are compiled whole.
+    32x32 and the 16x16 layers; one more of each for eval, and for a new batch size) and every other layer
+    reuses it; parameters are graph inputs. The stem, the patch merges and the head stay eager. Other models
+    (no DynaMixerLayer) are compiled whole.
+
+    Dynamo traces the fused path's autograd Functions, forward and hand-written backward, into the graphs; with
+    `fused=False` the layers run the plain modules instead, and inductor derives the backward itself.
 
     Args:
         model: A model; compiled in place.
+        fused: Set every layer's path first (True: fused Functions, False: plain modules); None keeps it.
         compile_kwargs: Passed to torch.compile (backend, mode, ...).
     """
     from .model import DynaMixerLayer
     import torch._dynamo
-    # graphs per layer shape x {input a strided view (first layer of a stage), contiguous} x {train, eval}
+    # graphs per layer shape x {train, eval} x {static, dynamic batch}; the default limit of 8 is close
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
     layers = [m for m in model.modules() if isinstance(m, DynaMixerLayer)]
     if not layers:
         model.compile(**compile_kwargs)
     for layer in layers:
+        if fused is not None:
+            layer.token_mixer.fused = fused
         layer.compile(**compile_kwargs)
     return model
 

@@ -72,3 +72,11 @@ def test_reference_formulation_entry_reproduces_the_issues_proxy_counts():
     assert ref['copy_ops'] == 664
     assert abs(ref['aten_ops'] - 6311) < 0.02 * 6311
     assert abs(ref['saved_mib_per_img_with_params'] - 226.7) < 2
+
+
+def test_profiled_op_count_counts_top_level_aten_calls_only():
+    a, b = torch.randn(4, 3), torch.randn(3, 5)
+    lin = torch.nn.Linear(3, 5)
+    ops, copies = benchmark.profiled_aten_ops(lambda: (torch.cat([a @ b, lin(a)]).sum()))
+    # mm, linear (its addmm is called by linear and not counted again), cat, sum
+    assert (ops, copies) == (4, 1)
