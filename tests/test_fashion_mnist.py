@@ -28,7 +28,8 @@ def test_train_py_learns_fashion_mnist_in_94_steps(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / 'ci' / 'summary.csv')))
     assert len(rows) == 2
     top1 = [float(r['eval_top1']) for r in rows]
-    # measured 40.9 then 49.9 (seed 0, torch 2.14 CPU, 38 s of CPU time); chance is 10%. DynaMixer starts
-    # slowly (its generated mixing starts uniform), so 94 steps are far from converged: 40 is 4x chance.
-    assert top1[-1] > 40.0, top1
+    # measured 47.3 then 54.2 (seed 0, torch 2.14 CPU, 36 s of CPU time; 40.9 then 49.9 before the token-layout
+    # change of session 2, which reorders float sums); chance is 10%. DynaMixer starts slowly (its generated
+    # mixing starts uniform), so 94 steps are far from converged: 45 leaves room for BLAS/thread differences.
+    assert top1[-1] > 45.0, top1
     assert float(rows[-1]['train_loss']) < float(rows[0]['train_loss'])
