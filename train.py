@@ -92,7 +92,8 @@ group.add_argument('--grad-accum-steps', type=int, default=1, metavar='N',
                    help='batches accumulated per optimizer step (effective batch = N x batch size x processes)')
 group.add_argument('--grad-checkpointing', action='store_true', help='trade compute for memory')
 group.add_argument('--torchcompile', nargs='?', type=str, default=None, const='inductor',
-                   help='torch.compile the model with this backend (default when given: inductor)')
+                   help='torch.compile the model with this backend (default when given: inductor); DynaMixer '
+                        'models are compiled per layer (dynamixer.ops.compile_layers)')
 
 group = parser.add_argument_group('Device parameters')
 group.add_argument('--device', default=None, type=str,
@@ -436,6 +437,8 @@ def main(argv=None):
     from dynamixer.checkpoint import CheckpointSaver, find_latest_checkpoint, get_rng_state, resume_checkpoint
     from dynamixer.data import log_skipped_files
     from dynamixer.engine import evaluate, train_one_epoch
+    from dynamixer.model import DynaMixerLayer
+    from dynamixer.ops import compile_layers
 
     if not timm.is_model(args.model):  # before reading the data: a typo should not wait for a dataset scan
         raise ConfigError(f"unknown model '{args.model}': choose one of {', '.join(timm.list_models('dynamixer*'))} "
@@ -584,11 +587,17 @@ def main(argv=None):
     if args.distributed:
         from torch.nn.parallel import DistributedDataParallel as NativeDDP
         train_model = NativeDDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
-    if args.torchcompile:
+    model_ema_eval = model_ema
+    if args.torchcompile and any(isinstance(m, DynaMixerLayer) for m in model.modules()):
+        # regional: each layer compiled in place, one graph per layer shape reused by every layer (seconds of
+        # warm-up instead of minutes; docs/benchmarks.md); the DDP wrapper and the EMA copy call the same layers
+        compile_layers(model, backend=args.torchcompile)
+        if model_ema is not None:
+            compile_layers(model_ema, backend=args.torchcompile)
+        _logger.info(f'Compiled every DynaMixer layer with torch.compile (backend {args.torchcompile})')
+    elif args.torchcompile:
         train_model = torch.compile(train_model, backend=args.torchcompile)
         model_ema_eval = torch.compile(model_ema, backend=args.torchcompile) if model_ema is not None else None
-    else:
-        model_ema_eval = model_ema
 
     def recovery_fn(epoch, step, state):
         # every process's RNG state and running loss, so each resumes exactly where it was

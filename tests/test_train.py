@@ -292,3 +292,14 @@ def test_model_kwargs_reach_the_model_and_a_typo_is_one_clear_error(tmp_path, im
     assert not any('reweight' in k for k in sd)
     bad = run_in_process([image_folder] + QUICK + ['--output', tmp_path, '--model-kwargs', 'genrator=1'], capsys)
     _assert_clean_error(bad, 'genrator')
+
+
+@pytest.mark.slow
+def test_torchcompile_compiles_each_dynamixer_layer_and_trains(tmp_path, image_folder):
+    result = run_train([image_folder] + QUICK + ['--epochs', '1', '--torchcompile', 'aot_eager', '--output', tmp_path,
+                                                 '--experiment', 'compiled'], timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'Compiled every DynaMixer layer' in result.stdout + result.stderr
+    sd = load_checkpoint_file(tmp_path / 'compiled' / 'last.pth.tar')['state_dict']
+    assert not any('_orig_mod' in k for k in sd)  # in-place compile: the checkpoint keys are the model's
+    assert len(_summary(tmp_path / 'compiled')) == 1
