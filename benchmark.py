@@ -23,9 +23,12 @@ Device-independent proxies (taken on CPU by default at --proxy-batch, the same o
       .saved_tensors_hooks), each storage counted once, parameters excluded, divided by the batch size;
   saved_mib_per_img_with_params: the same plus the parameter bytes, divided by the batch size (the
       convention of the figures quoted in issue 4, which it reproduces at batch 2 within 2 MiB).
-  compiled_aten_ops / compiled_copy_ops (compiled entries, with --bench train or both): the same counts over
-      one forward + backward of the compiled model after its warm-up, at -b on --device: what is left for
-      the dispatcher once inductor runs the fused elementwise kernels itself.
+  profiled_aten_ops / profiled_copy_ops: the top-level aten calls torch.profiler records over the same
+      forward + backward (an aten op called by another, linear -> addmm, counts once);
+  compiled_profiled_aten_ops / compiled_profiled_copy_ops / compiled_saved_mib_per_img (compiled entries,
+      --bench train or both): the profiler counts and the saved bytes of one forward + backward of the
+      compiled model after its warm-up, at -b on --device (a TorchDispatchMode cannot count inside compiled
+      graphs): what is left for the dispatcher once inductor runs the fused elementwise work itself.
 GMACs: fvcore FlopCountAnalysis at batch 1 with LayerNorm not counted (as the DynaMixer paper / reference
 do); fvcore jit-traces the model, and traced DynaMixer models take their plain path (fvcore cannot see inside
 an autograd Function; the fused path computes the same function).
@@ -188,7 +191,9 @@ def reference_model(variant: str, img_size: int = 224, num_classes: int = 1000) 
     """The authors' formulation of `variant` (tests/reference_dynamixer.py, written from the reference's
     semantics: permute copies, matmul with the softmax over sources, a channel-strided token layout), the
     baseline issue 4 measures speed against."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'tests'))
+    tests_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'tests')
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)
     from reference_dynamixer import RefDynaMixer
     model = RefDynaMixer(variant, img_size=img_size, num_classes=num_classes)
     model.pretrained_cfg = dict(input_size=(3, img_size, img_size))

@@ -1,21 +1,28 @@
 #!/bin/bash
 # The CPU runs behind docs/benchmarks.md (2 cores, nothing else running; from the repository root).
-# About 15 minutes in all.
+# About 20 minutes in all.
 set -ex
-# S side by side: the authors' formulation, our plain and fused paths, the fused path compiled per layer, baselines
-python benchmark.py --model reference:dynamixer_s dynamixer_s "dynamixer_s@fused=False" "dynamixer_s@torchcompile=inductor" \
+# S side by side: the authors' formulation, our plain and fused paths, both compiled per layer, baselines
+TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmark.py --model reference:dynamixer_s dynamixer_s "dynamixer_s@fused=False" "dynamixer_s@torchcompile=inductor" \
     "dynamixer_s@fused=False,torchcompile=inductor" convnext_tiny resmlp_24_224 swin_tiny_patch4_window7_224 deit_small_patch16_224 --bench both -b 8 --device cpu \
     --threads 2 --num-warm-iter 1 --num-bench-iter 2 --rounds 3 --results-file docs/bench/cpu_s_and_baselines.csv
 # M and L, same batch
 python benchmark.py --model reference:dynamixer_m dynamixer_m "dynamixer_m@fused=False" reference:dynamixer_l dynamixer_l \
     "dynamixer_l@fused=False" --bench both -b 8 --device cpu --threads 2 --num-warm-iter 1 --num-bench-iter 1 --rounds 2 \
     --results-file docs/bench/cpu_m_l.csv
-# compile warm-up from a cold inductor cache, one process per entry and kind
+# training alone again (the training rounds of the first command were noisy)
+python benchmark.py --model reference:dynamixer_s dynamixer_s "dynamixer_s@fused=False" "dynamixer_s@torchcompile=inductor" \
+    "dynamixer_s@fused=False,torchcompile=inductor" convnext_tiny --bench train -b 8 --device cpu --threads 2 --num-warm-iter 1 \
+    --num-bench-iter 2 --rounds 3 --no-proxies --no-gmacs --results-file docs/bench/cpu_s_train_rerun.csv
+# compile warm-up from a cold inductor cache, one process per line (docs/bench/cpu_s_compile_cold_separate.txt):
+# --bench both (its inference warm-up is a cold inference compile), then --bench train (a cold training-step compile)
 for e in "dynamixer_s@torchcompile=inductor" "dynamixer_s@fused=False,torchcompile=inductor"; do
-    for kind in inference train; do
+    for kind in both train; do
         TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmark.py --model "$e" --bench $kind -b 8 --device cpu --threads 2 \
-            --num-warm-iter 1 --num-bench-iter 1 --rounds 1 --no-proxies --no-gmacs --results-file "docs/bench/cold_${e//[@=,]/_}_$kind.csv"
+            --num-warm-iter 1 --num-bench-iter 1 --rounds 1 --no-proxies --no-gmacs
     done
 done
+# this CPU's fp32 GEMM throughput (the bound on the speed goals)
+python docs/bench/gemm_peak.py > docs/bench/gemm_peak.txt
 # where the time goes
 python docs/bench/profile_s.py > docs/bench/profile_s.txt
