@@ -10,7 +10,8 @@ CPU time of the process (all its threads) per image, which other load on a share
 
 A model entry is a timm name, or `reference:<dynamixer_s|m|l>` (the authors' formulation, for side-by-side
 runs), optionally followed by `@key=value,key=value` (constructor kwargs of that entry
-only; `torchcompile=inductor` compiles just that entry); `--model-kwargs key=value ...` applies to every model.
+only; `torchcompile=inductor` compiles just that entry, `compile_memory_budget=0.4` sets its activation memory
+budget); `--model-kwargs key=value ...` applies to every model.
 --torchcompile compiles DynaMixer models per layer (dynamixer.ops.compile_layers: one compiled graph per layer
 shape, reused by every layer of that shape), other models whole.
 
@@ -91,6 +92,8 @@ parser.add_argument('--amp', action='store_true', help='autocast (mixed precisio
 parser.add_argument('--amp-dtype', default='bfloat16', choices=('float16', 'bfloat16'))
 parser.add_argument('--torchcompile', nargs='?', const='inductor', default=None,
                     help='torch.compile backend; DynaMixer models are compiled per layer (regional)')
+parser.add_argument('--compile-memory-budget', type=float, default=None,
+                    help='activation memory budget in (0, 1] of compiled DynaMixer layers (compile_layers)')
 parser.add_argument('--num-warm-iter', type=int, default=2)
 parser.add_argument('--num-bench-iter', type=int, default=5)
 parser.add_argument('--rounds', type=int, default=3, help='interleaved rounds over all models (median taken)')
@@ -212,6 +215,10 @@ class Bench:
         kw = dict(self.kwargs)
         # per-entry compile, so compiled and eager runs of one model can be measured side by side
         self.torchcompile = kw.pop('torchcompile', args.torchcompile)
+        self.memory_budget = kw.pop('compile_memory_budget', args.compile_memory_budget)
+        if self.memory_budget is not None and not self.torchcompile:
+            raise SystemExit(f'{entry}: a compile memory budget needs torchcompile (add --torchcompile or '
+                             '@torchcompile=inductor)')
         if args.img_size is not None:
             kw.setdefault('img_size', args.img_size)
         if self.name.startswith('reference:'):  # the authors' formulation, for side-by-side runs
@@ -226,7 +233,8 @@ class Bench:
         self.amp = torch.autocast(self.device.type, dtype=getattr(torch, args.amp_dtype)) if args.amp else nullcontext()
         self.result = dict(model=entry, param_count=round(self.param_count / 1e6, 2), batch_size=args.batch_size,
                            img_size=size, device=args.device, amp=args.amp_dtype if args.amp else 'fp32',
-                           torchcompile=self.torchcompile or '')
+                           torchcompile=self.torchcompile or '',
+                           compile_memory_budget=self.memory_budget if self.torchcompile and self.memory_budget else '')
         self.infer_times: List[float] = []
         self.train_times: List[float] = []
         self.infer_cpu_times: List[float] = []
@@ -249,7 +257,7 @@ class Bench:
             self.model.parameters(), lr=1e-4, **({'fused': True} if self.device.type == 'cuda' else {}))
         if self.torchcompile:
             t0 = time.perf_counter()
-            compile_layers(self.model, backend=self.torchcompile)
+            compile_layers(self.model, memory_budget=self.memory_budget, backend=self.torchcompile)
             self.result['compile_setup_s'] = round(time.perf_counter() - t0, 2)
 
     def _sync(self):

@@ -94,6 +94,10 @@ group.add_argument('--grad-checkpointing', action='store_true', help='trade comp
 group.add_argument('--torchcompile', nargs='?', type=str, default=None, const='inductor',
                    help='torch.compile the model with this backend (default when given: inductor); DynaMixer '
                         'models are compiled per layer (dynamixer.ops.compile_layers)')
+group.add_argument('--compile-memory-budget', type=float, default=None, metavar='B',
+                   help='with --torchcompile: activation memory budget in (0, 1] of the compiled backward; below 1 '
+                        'it recomputes activations instead of saving them (0.4 keeps dynamixer_s under 120 MiB/img, '
+                        'docs/benchmarks.md). Default: torch\'s (1, no extra recomputation)')
 
 group = parser.add_argument_group('Device parameters')
 group.add_argument('--device', default=None, type=str,
@@ -237,6 +241,11 @@ def _resolve_args(args):
         raise ConfigError('--grad-accum-steps must be >= 1')
     if args.batch_size < 1:
         raise ConfigError('-b/--batch-size must be >= 1')
+    if args.compile_memory_budget is not None:
+        if not args.torchcompile:
+            raise ConfigError('--compile-memory-budget applies to compiled models: add --torchcompile')
+        if not 0 < args.compile_memory_budget <= 1:
+            raise ConfigError(f'--compile-memory-budget must be in (0, 1], got {args.compile_memory_budget}')
     if args.pretrained_path and not args.pretrained:
         args.pretrained = True  # a path without --pretrained can only mean "start from these weights"
     if args.pretrained and args.initial_checkpoint:
@@ -591,11 +600,15 @@ def main(argv=None):
     if args.torchcompile and any(isinstance(m, DynaMixerLayer) for m in model.modules()):
         # regional: each layer compiled in place, one graph per layer shape reused by every layer (seconds of
         # warm-up instead of minutes; docs/benchmarks.md); the DDP wrapper and the EMA copy call the same layers
-        compile_layers(model, backend=args.torchcompile)
+        compile_layers(model, memory_budget=args.compile_memory_budget, backend=args.torchcompile)
         if model_ema is not None:
             compile_layers(model_ema, backend=args.torchcompile)
-        _logger.info(f'Compiled every DynaMixer layer with torch.compile (backend {args.torchcompile})')
+        _logger.info(f'Compiled every DynaMixer layer with torch.compile (backend {args.torchcompile}'
+                     + (f', activation memory budget {args.compile_memory_budget})' if args.compile_memory_budget else ')'))
     elif args.torchcompile:
+        if args.compile_memory_budget is not None:
+            import torch._functorch.config as functorch_config
+            functorch_config.activation_memory_budget = args.compile_memory_budget
         train_model = torch.compile(train_model, backend=args.torchcompile)
         model_ema_eval = torch.compile(model_ema, backend=args.torchcompile) if model_ema is not None else None
 

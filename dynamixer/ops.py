@@ -387,7 +387,8 @@ def _offsets(op_cfg, comp_ops) -> dict:
         off += op_cfg[i][1] * op_cfg[i][2]
     return offsets
 
-def compile_layers(model: torch.nn.Module, fused: Optional[bool] = None, **compile_kwargs) -> torch.nn.Module:
+def compile_layers(model: torch.nn.Module, fused: Optional[bool] = None, memory_budget: Optional[float] = None,
+                   **compile_kwargs) -> torch.nn.Module:
     """Regional compilation: torch.compile every DynaMixerLayer in place (`nn.Module.compile`).
 
     All layers run the same code, so dynamo compiles one graph per distinct layer shape (two for S/M/L: the
@@ -398,15 +399,29 @@ def compile_layers(model: torch.nn.Module, fused: Optional[bool] = None, **compi
     Dynamo traces the fused path's autograd Functions, forward and hand-written backward, into the graphs; with
     `fused=False` the layers run the plain modules instead, and inductor derives the backward itself.
 
+    `memory_budget` (0 < b <= 1) is AOTAutograd's activation memory budget for these graphs only
+    (`torch._functorch.config.activation_memory_budget`, set while they compile through `MemoryBudgetBackend`,
+    not globally): below 1 the partitioner recomputes the cheapest activations in backward instead of saving them,
+    until the saved bytes are about b times what the default partition keeps. On dynamixer_s (fp32) 0.4 with the
+    fused path or 0.25 with the plain one keeps it under the 120 MiB/img of issue 4 (docs/benchmarks.md).
+
     Args:
         model: A model; compiled in place.
         fused: Set every layer's path first (True: fused Functions, False: plain modules); None keeps it.
+        memory_budget: Activation memory budget of the compiled layers' backward; None: torch's setting.
         compile_kwargs: Passed to torch.compile (backend, mode, ...).
     """
     from .model import DynaMixerLayer
     import torch._dynamo
     # graphs per layer shape x {train, eval} x {static, dynamic batch}; the default limit of 8 is close
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
+    if memory_budget is not None:
+        if not 0 < memory_budget <= 1:
+            raise ValueError(f'memory_budget must be in (0, 1], got {memory_budget}: 1 keeps what the default '
+                             'partition saves, smaller values recompute more in backward')
+        compile_kwargs['backend'] = MemoryBudgetBackend(
+            compile_kwargs.pop('backend', 'inductor'), memory_budget, compile_kwargs.pop('mode', None),
+            compile_kwargs.pop('options', None), compile_kwargs.get('dynamic'))
     layers = [m for m in model.modules() if isinstance(m, DynaMixerLayer)]
     if not layers:
         model.compile(**compile_kwargs)
@@ -415,6 +430,45 @@ def compile_layers(model: torch.nn.Module, fused: Optional[bool] = None, **compi
             layer.token_mixer.fused = fused
         layer.compile(**compile_kwargs)
     return model
+
+
+class MemoryBudgetBackend:
+    """A torch.compile backend: `backend` (with `mode` / `options`, built as torch.compile builds it) run with
+    AOTAutograd's activation memory budget (`torch._functorch.config.activation_memory_budget`) set to
+    `budget` while it compiles a graph, which is when the forward/backward partition is chosen.
+
+    Backends compare equal when backend, options and budget do: dynamo reuses a compiled graph only for an equal
+    backend, so layers compiled with one budget share graphs and a different budget compiles its own (a budget
+    patched around the call instead would be ignored by graphs already compiled for the same code).
+    """
+
+    def __init__(self, backend='inductor', budget: float = 1.0, mode: Optional[str] = None,
+                 options: Optional[dict] = None, dynamic: Optional[bool] = None):
+        # the wrappers torch.compile itself builds for a backend name / callable with mode and options
+        if backend == 'inductor':
+            self.inner = torch._TorchCompileInductorWrapper(mode, options, dynamic)
+        else:
+            self.inner = torch._TorchCompileWrapper(backend, mode, options, dynamic)
+        self.budget = float(budget)
+
+    def __call__(self, gm, example_inputs):
+        import torch._functorch.config as functorch_config
+        with functorch_config.patch(activation_memory_budget=self.budget):
+            return self.inner(gm, example_inputs)
+
+    def __eq__(self, other):
+        return isinstance(other, MemoryBudgetBackend) and (self.budget, self.inner) == (other.budget, other.inner)
+
+    def __hash__(self):
+        return hash(self.budget)
+
+    def __getattr__(self, name):  # reset(), get_compiler_config(), compiler_name, ... of the wrapped backend
+        if name == 'inner':
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __repr__(self):
+        return f'MemoryBudgetBackend({self.inner!r}, budget={self.budget})'
 
 
 def dynamixer_norm_mlp(layer, x: torch.Tensor) -> torch.Tensor:

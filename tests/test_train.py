@@ -112,6 +112,16 @@ def test_reference_readme_command_parses_with_apex_falling_back_to_native_amp(mo
     assert (args.batch_size, args.drop_path, args.lr, args.workers) == (int(batch), float(drop_path), 2e-3, 8)
 
 
+@pytest.mark.parametrize('flags, message', [
+    (['--compile-memory-budget', '0.4'], 'add --torchcompile'),
+    (['--torchcompile', '--compile-memory-budget', '1.5'], r'must be in \(0, 1\], got 1.5'),
+])
+def test_compile_memory_budget_needs_torchcompile_and_a_fraction(flags, message):
+    train = _train_module()
+    with pytest.raises(train.ConfigError, match=message):
+        train._resolve_args(train._parse_args(['/data'] + flags)[0])
+
+
 # --- bad inputs: one clear line, exit 2, no traceback (subprocess) ------------------------------------------
 
 def test_missing_data_dir_is_one_clear_error(tmp_path):
@@ -297,9 +307,11 @@ def test_model_kwargs_reach_the_model_and_a_typo_is_one_clear_error(tmp_path, im
 @pytest.mark.slow
 def test_torchcompile_compiles_each_dynamixer_layer_and_trains(tmp_path, image_folder):
     result = run_train([image_folder] + QUICK + ['--epochs', '1', '--torchcompile', 'aot_eager', '--output', tmp_path,
-                                                 '--experiment', 'compiled'], timeout=600)
+                                                 '--experiment', 'compiled', '--compile-memory-budget', '0.5'],
+                       timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert 'Compiled every DynaMixer layer' in result.stdout + result.stderr
+    assert 'Compiled every DynaMixer layer with torch.compile (backend aot_eager, activation memory budget 0.5)' \
+        in result.stdout + result.stderr
     sd = load_checkpoint_file(tmp_path / 'compiled' / 'last.pth.tar')['state_dict']
     assert not any('_orig_mod' in k for k in sd)  # in-place compile: the checkpoint keys are the model's
     assert len(_summary(tmp_path / 'compiled')) == 1

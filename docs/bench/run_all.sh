@@ -26,3 +26,15 @@ done
 python docs/bench/gemm_peak.py > docs/bench/gemm_peak.txt
 # where the time goes
 python docs/bench/profile_s.py > docs/bench/profile_s.txt
+# compiled per layer with an activation memory budget (compile_layers(memory_budget=...)), side by side with the
+# default partition and eager (session 3; docs/bench/cpu_s_memory_budget.csv)
+TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmark.py --model reference:dynamixer_s dynamixer_s \
+    "dynamixer_s@fused=False,torchcompile=inductor" "dynamixer_s@fused=False,torchcompile=inductor,compile_memory_budget=0.25" \
+    "dynamixer_s@torchcompile=inductor" "dynamixer_s@torchcompile=inductor,compile_memory_budget=0.4" \
+    --bench both -b 8 --device cpu --threads 2 --num-warm-iter 1 --num-bench-iter 2 --rounds 3 --no-gmacs \
+    --results-file docs/bench/cpu_s_memory_budget.csv
+# their cold training-step compile, one process each (appended to docs/bench/cpu_s_compile_cold_separate.txt)
+for e in "dynamixer_s@fused=False,torchcompile=inductor,compile_memory_budget=0.25" "dynamixer_s@torchcompile=inductor,compile_memory_budget=0.4"; do
+    TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmark.py --model "$e" --bench train -b 8 --device cpu --threads 2 \
+        --num-warm-iter 1 --num-bench-iter 1 --rounds 1 --no-proxies --no-gmacs
+done
