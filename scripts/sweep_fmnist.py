@@ -12,6 +12,7 @@ unchanged in this process with those arguments added to its `timm.create_model` 
     python scripts/sweep_fmnist.py run peers --budget long --seeds 0     # 120k images, full test set
     python scripts/sweep_fmnist.py transfer runs/xs_fmnist_main/model_best.pth.tar --img-size 32 --seeds 0
     python scripts/sweep_fmnist.py collect > docs/results/sweep.csv
+    python scripts/sweep_fmnist.py table dynamixer_xs static_xs dense_xs --output runs/sweep_long  # markdown rows
     python scripts/sweep_fmnist.py export runs/xs_fmnist_main/model_best.pth.tar   # -> dynamixer_xs.fmnist weights
 
 Resolution transfer: the 28-px checkpoint is fine-tuned at --img-size (FINETUNE budget) twice, once with its
@@ -74,6 +75,25 @@ ABLATIONS = {
     'd4': ('dynamixer_xs', {'reduced_dim': 4}, []),
 }
 GROUPS = {'peers': PEERS, 'ablations': ABLATIONS}
+
+# row labels of `table`, with the paper's ImageNet-1k top-1 of DynaMixer-S for the ablations (its tables 4-8)
+LABELS = {
+    'dynamixer_xs': ('baseline (dynamic, G = 2/4, d = 2)', '82.7'),
+    'static_xs': ('generator: static', '81.5 (Synthesizer-Random)'),
+    'dense_xs': ('generator: dense', '81.4 (Synthesizer-Dense)'),
+    'no_column': ('without column mixing', '79.2'),
+    'no_row': ('without row mixing', '79.4'),
+    'no_channel': ('without channel mixing', '82.1'),
+    'no_reweight': ('without reweighting (plain sum)', '81.9'),
+    'share_op': ('one op shared by rows and columns', '82.2'),
+    'one_segment': ('segments: 1 head everywhere', '82.2 (one segment)'),
+    'segments_x2': ('segments: 2x heads (4/8; C/G = 8, 12)', '(D/S=24 best: 82.7)'),
+    'd1': ('reduced dim d = 1', '82.4-82.7 (d = 1..8)'),
+    'd4': ('reduced dim d = 4', '82.4-82.7 (d = 1..8)'),
+    'mixer_p4': ('MLP-Mixer, patch 4', ''),
+    'resmlp_p4': ('ResMLP, patch 4', ''),
+    'resnet10t_narrow': ('small CNN: ResNet-10-T, narrow', ''),
+}
 
 
 def _patched_create_model(create_model, extra):
@@ -205,14 +225,42 @@ def collect(out_dir):
             continue
         info = json.load(open(os.path.join(path, 'run.json')))
         rows = list(csv.DictReader(open(os.path.join(path, 'summary.csv'))))
-        log = open(os.path.join(path, 'log.txt')).read()
-        params = ''
-        for line in log.splitlines():
-            if ' parameters' in line and line.startswith('Model '):
-                params = line.split(': ')[1].split('M')[0]
+        params = _params(path)
         w.writerow([info['name'], info['seed'], info['model'], json.dumps(info['model_kwargs']), params,
                     rows[-1]['eval_top1'], max(float(r['eval_top1']) for r in rows), rows[-1]['eval_loss'],
                     len(rows), info['wall_s'], info['loadavg_start'][0], info['finished_utc']])
+
+
+def table(out_dir, names):
+    """Markdown rows for docs/results.md: per name, the top-1 after the first epoch per seed, the final top-1
+    as mean +- half the range over seeds, each seed, the wall time of each run, and the paper's number."""
+    runs = {}
+    for exp in sorted(os.listdir(out_dir)):
+        path = os.path.join(out_dir, exp)
+        if os.path.exists(os.path.join(path, 'run.json')):
+            info = json.load(open(os.path.join(path, 'run.json')))
+            rows = list(csv.DictReader(open(os.path.join(path, 'summary.csv'))))
+            runs.setdefault(info['name'], []).append((info['seed'], rows, info['wall_s'], _params(path)))
+    print('| ablation | params | top-1 after epoch 1 | top-1 at the end (mean ± half-range) | per seed | wall s | paper, ImageNet (DynaMixer-S) |')
+    print('|---|---|---|---|---|---|---|')
+    for name in names or list(runs):
+        if name not in runs:
+            print(f'| {LABELS.get(name, (name,))[0]} | not run | | | | | |')
+            continue
+        seeds = sorted(runs[name], key=lambda r: r[0])
+        final = [float(rows[-1]['eval_top1']) for _, rows, _, _ in seeds]
+        mean, half = sum(final) / len(final), (max(final) - min(final)) / 2
+        label, paper = LABELS.get(name, (name, ''))
+        print(f'| {label} | {seeds[0][3]}M | ' + ', '.join(f"{float(rows[0]['eval_top1']):.2f}" for _, rows, _, _ in seeds)
+              + f' | **{mean:.2f} ± {half:.2f}** | ' + ', '.join(f's{s}: {v:.2f}' for (s, *_), v in zip(seeds, final))
+              + ' | ' + ', '.join(f'{w:.0f}' for _, _, w, _ in seeds) + f' | {paper} |')
+
+
+def _params(run_dir):
+    for line in open(os.path.join(run_dir, 'log.txt')).read().splitlines():
+        if ' parameters' in line and line.startswith('Model '):
+            return line.split(': ')[1].split('M')[0]
+    return '?'
 
 
 def main():
@@ -236,6 +284,9 @@ def main():
     e.add_argument('-o', '--out', default=os.path.join(ROOT, 'dynamixer', 'weights', 'dynamixer_xs_fmnist.safetensors'))
     c = sub.add_parser('collect')
     c.add_argument('--output', default=os.path.join('runs', 'sweep'))
+    tb = sub.add_parser('table', help='markdown rows of finished runs (mean and half-range over seeds)')
+    tb.add_argument('names', nargs='*', help='rows in this order (default: every finished name)')
+    tb.add_argument('--output', default=os.path.join('runs', 'sweep_long'))
     t = sub.add_parser('train', help='internal: train.py with extra model kwargs')
     t.add_argument('--model-kwargs', default='{}')
     t.add_argument('train_args', nargs=argparse.REMAINDER)
@@ -267,6 +318,8 @@ def main():
         export(args.source, args.out)
     elif args.cmd == 'collect':
         collect(args.output)
+    elif args.cmd == 'table':
+        table(args.output, args.names)
     else:
         train_args = args.train_args[1:] if args.train_args[:1] == ['--'] else args.train_args
         train_in_process(json.loads(args.model_kwargs), train_args)

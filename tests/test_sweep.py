@@ -1,0 +1,55 @@
+"""scripts/sweep_fmnist.py: every sweep entry builds at Fashion-MNIST size, and the tables are what the runs say."""
+import json
+import os
+import sys
+
+import pytest
+import timm
+import torch
+
+import dynamixer  # noqa: F401  registers dynamixer_*
+
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, 'scripts'))
+import sweep_fmnist  # noqa: E402
+
+
+@pytest.mark.parametrize('name', sorted(set(sweep_fmnist.PEERS) | set(sweep_fmnist.ABLATIONS)))
+def test_every_sweep_entry_builds_a_0_7m_model_for_28px_grayscale(name):
+    model_name, kwargs, _ = {**sweep_fmnist.PEERS, **sweep_fmnist.ABLATIONS}[name]
+    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    create = sweep_fmnist._patched_create_model(timm.create_model, extra)
+    model = create(model_name, img_size=28, in_chans=1, num_classes=10)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert 0.55 < params < 0.8, params  # "same size": every peer and ablation within 0.6-0.74M
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def _fake_run(out, name, seed, top1s, wall):
+    run = out / f'{name}-s{seed}'
+    run.mkdir(parents=True)
+    (run / 'run.json').write_text(json.dumps(dict(name=name, seed=seed, model='dynamixer_xs', model_kwargs={},
+                                                  wall_s=wall, loadavg_start=[1.0, 1.0, 1.0],
+                                                  finished_utc='2026-11-23 12:00:00')))
+    (run / 'summary.csv').write_text('epoch,eval_loss,eval_top1\n' + ''.join(
+        f'{i},0.5,{t}\n' for i, t in enumerate(top1s)))
+    (run / 'log.txt').write_text('Model dynamixer_xs created, parameters: 0.70M\n')
+
+
+def test_table_gives_mean_and_half_range_over_seeds_with_the_papers_number(tmp_path, capsys):
+    _fake_run(tmp_path, 'no_row', 0, [70.0, 80.0], 600.4)
+    _fake_run(tmp_path, 'no_row', 1, [71.0, 81.0], 610.0)
+    sweep_fmnist.table(str(tmp_path), ['no_row', 'd4'])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == ('| without row mixing | 0.70M | 70.00, 71.00 | **80.50 ± 0.50** | s0: 80.00, s1: 81.00 '
+                        '| 600, 610 | 79.4 |')
+    assert lines[3].startswith('| reduced dim d = 4 | not run |')
+
+
+def test_collect_writes_one_row_per_finished_run(tmp_path, capsys):
+    _fake_run(tmp_path, 'd1', 0, [60.0, 65.5], 100.0)
+    (tmp_path / 'd1-s1').mkdir()  # unfinished: no run.json
+    sweep_fmnist.collect(str(tmp_path))
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 2 and rows[1].startswith('d1,0,dynamixer_xs,{},0.70,65.5,65.5,0.5,2,100.0,1.0,')
