@@ -80,15 +80,21 @@ def test_compiled_layers_give_the_eager_gradients_on_either_path(fused):
     torch.manual_seed(0)
     model = create_model('dynamixer_xs', num_classes=10)
     x = torch.randn(2, model.in_chans, *model.img_size)
-    ref = model(x)
-    g_ref = torch.autograd.grad(ref.square().sum(), list(model.parameters()))
+    ref = _output_and_grads(model, x)
     compile_layers(model, fused=fused, backend='aot_eager')  # traces forward and backward, no C++ build
     layers = [m for m in model.modules() if isinstance(m, DynaMixerLayer)]
     assert layers and all(layer.token_mixer.fused == fused for layer in layers)
+    _assert_same_output_and_grads(_output_and_grads(model, x), ref)
+
+
+def _output_and_grads(model, x):
     out = model(x)
-    g_out = torch.autograd.grad(out.square().sum(), list(model.parameters()))
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
-    for a, b in zip(g_out, g_ref):
+    return [out] + list(torch.autograd.grad(out.square().sum(), list(model.parameters())))
+
+
+def _assert_same_output_and_grads(got, ref):
+    torch.testing.assert_close(got[0], ref[0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(got[1:], ref[1:]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -99,8 +105,7 @@ def test_memory_budget_recomputes_instead_of_saving_and_keeps_the_gradients(fuse
     torch.manual_seed(0)
     model = create_model('dynamixer_xs', num_classes=10)
     x = torch.randn(2, model.in_chans, *model.img_size)
-    ref = model(x)
-    g_ref = torch.autograd.grad(ref.square().sum(), list(model.parameters()))
+    ref = _output_and_grads(model, x)
     compile_layers(model, fused=fused, backend='aot_eager')
     saved_default = saved_bytes(model, x)
     # no dynamo reset: the same layer code compiled again with a budget must not reuse the graphs above
@@ -112,11 +117,7 @@ def test_memory_budget_recomputes_instead_of_saving_and_keeps_the_gradients(fuse
     assert saved_budget < 0.4 * saved_default
     import torch._functorch.config as functorch_config
     assert functorch_config.activation_memory_budget == 1.0  # set while the layers compile only
-    out = model(x)
-    g_out = torch.autograd.grad(out.square().sum(), list(model.parameters()))
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
-    for a, b in zip(g_out, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    _assert_same_output_and_grads(_output_and_grads(model, x), ref)
 
 
 @pytest.mark.parametrize('budget', [0.0, 1.5, -0.2])
