@@ -219,6 +219,8 @@ class Bench:
         if self.memory_budget is not None and not self.torchcompile:
             raise SystemExit(f'{entry}: a compile memory budget needs torchcompile (add --torchcompile or '
                              '@torchcompile=inductor)')
+        if self.memory_budget is not None and not 0 < self.memory_budget <= 1:
+            raise SystemExit(f'{entry}: the compile memory budget must be in (0, 1], got {self.memory_budget}')
         if args.img_size is not None:
             kw.setdefault('img_size', args.img_size)
         if self.name.startswith('reference:'):  # the authors' formulation, for side-by-side runs

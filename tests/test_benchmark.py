@@ -1,6 +1,7 @@
 """benchmark.py: runs on CPU for a tiny model and writes the expected columns; the op counter counts right."""
 import csv
 
+import pytest
 import torch
 
 import benchmark
@@ -80,3 +81,22 @@ def test_profiled_op_count_counts_top_level_aten_calls_only():
     ops, copies = benchmark.profiled_aten_ops(lambda: (torch.cat([a @ b, lin(a)]).sum()))
     # mm, linear (its addmm is called by linear and not counted again), cat, sum
     assert (ops, copies) == (4, 1)
+
+
+def test_compiled_entries_with_a_memory_budget_keep_less_for_backward_side_by_side(tmp_path):
+    # one process, the same layer code: the budgeted entry must compile its own graphs, not reuse the first's
+    results = benchmark.main([
+        '--model', 'dynamixer_xs@torchcompile=aot_eager', 'dynamixer_xs@torchcompile=aot_eager,compile_memory_budget=0.3',
+        '--model-kwargs', 'num_classes=10', '--bench', 'train', '-b', '2', '--device', 'cpu', '--num-warm-iter', '1',
+        '--num-bench-iter', '1', '--rounds', '1', '--no-gmacs'])
+    default, budget = results
+    assert (default['compile_memory_budget'], budget['compile_memory_budget']) == ('', 0.3)
+    assert budget['compiled_saved_mib_per_img'] < 0.5 * default['compiled_saved_mib_per_img']
+
+
+@pytest.mark.parametrize('entry, message', [('dynamixer_xs@compile_memory_budget=0.5', 'needs torchcompile'),
+                                            ('dynamixer_xs@torchcompile=aot_eager,compile_memory_budget=2',
+                                             r'must be in \(0, 1\], got 2')])
+def test_bad_compile_memory_budget_is_one_clear_error(entry, message):
+    with pytest.raises(SystemExit, match=message):
+        benchmark.main(['--model', entry, '--device', 'cpu', '--no-proxies', '--no-gmacs'])
