@@ -38,3 +38,12 @@ for e in "dynamixer_s@fused=False,torchcompile=inductor,compile_memory_budget=0.
     TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmark.py --model "$e" --bench train -b 8 --device cpu --threads 2 \
         --num-warm-iter 1 --num-bench-iter 1 --rounds 1 --no-proxies --no-gmacs
 done
+# training-only rerun of the compiled entries with and without a budget (docs/bench/cpu_s_memory_budget_train.csv)
+python benchmark.py --model "dynamixer_s@fused=False,torchcompile=inductor" "dynamixer_s@fused=False,torchcompile=inductor,compile_memory_budget=0.25" \
+    "dynamixer_s@torchcompile=inductor" "dynamixer_s@torchcompile=inductor,compile_memory_budget=0.4" --bench train -b 8 --device cpu \
+    --threads 2 --num-warm-iter 1 --num-bench-iter 2 --rounds 5 --no-proxies --no-gmacs --results-file docs/bench/cpu_s_memory_budget_train.csv
+# cold inference + training compile with and without a budget, one process each (--bench both; cpu_s_compile_cold_separate.txt)
+for e in "dynamixer_s@fused=False,torchcompile=inductor" "dynamixer_s@fused=False,torchcompile=inductor,compile_memory_budget=0.25"; do
+    TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmark.py --model "$e" --bench both -b 8 --device cpu --threads 2 \
+        --num-warm-iter 1 --num-bench-iter 1 --rounds 1 --no-proxies --no-gmacs
+done
