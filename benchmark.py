@@ -236,7 +236,7 @@ class Bench:
         self.result = dict(model=entry, param_count=round(self.param_count / 1e6, 2), batch_size=args.batch_size,
                            img_size=size, device=args.device, amp=args.amp_dtype if args.amp else 'fp32',
                            torchcompile=self.torchcompile or '',
-                           compile_memory_budget=self.memory_budget if self.torchcompile and self.memory_budget else '')
+                           compile_memory_budget='' if self.memory_budget is None else self.memory_budget)
         self.infer_times: List[float] = []
         self.train_times: List[float] = []
         self.infer_cpu_times: List[float] = []

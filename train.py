@@ -596,21 +596,16 @@ def main(argv=None):
     if args.distributed:
         from torch.nn.parallel import DistributedDataParallel as NativeDDP
         train_model = NativeDDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
-    model_ema_eval = model_ema
-    if args.torchcompile and any(isinstance(m, DynaMixerLayer) for m in model.modules()):
-        # regional: each layer compiled in place, one graph per layer shape reused by every layer (seconds of
-        # warm-up instead of minutes; docs/benchmarks.md); the DDP wrapper and the EMA copy call the same layers
+    if args.torchcompile:
+        # in place, so the DDP wrapper, the EMA copy and the checkpoint keys stay the model's. DynaMixer models are
+        # compiled per layer (one graph per layer shape reused by every layer: seconds of warm-up instead of
+        # minutes, docs/benchmarks.md); other models whole
         compile_layers(model, memory_budget=args.compile_memory_budget, backend=args.torchcompile)
         if model_ema is not None:
             compile_layers(model_ema, backend=args.torchcompile)
-        _logger.info(f'Compiled every DynaMixer layer with torch.compile (backend {args.torchcompile}'
-                     + (f', activation memory budget {args.compile_memory_budget})' if args.compile_memory_budget else ')'))
-    elif args.torchcompile:
-        if args.compile_memory_budget is not None:
-            import torch._functorch.config as functorch_config
-            functorch_config.activation_memory_budget = args.compile_memory_budget
-        train_model = torch.compile(train_model, backend=args.torchcompile)
-        model_ema_eval = torch.compile(model_ema, backend=args.torchcompile) if model_ema is not None else None
+        what = 'every DynaMixer layer' if any(isinstance(m, DynaMixerLayer) for m in model.modules()) else 'the model'
+        budget = f', activation memory budget {args.compile_memory_budget}' if args.compile_memory_budget else ''
+        _logger.info(f'Compiled {what} with torch.compile (backend {args.torchcompile}{budget})')
 
     def recovery_fn(epoch, step, state):
         # every process's RNG state and running loss, so each resumes exactly where it was
@@ -660,7 +655,7 @@ def main(argv=None):
                                 distributed=args.distributed, log_interval=args.log_interval, is_primary=primary)
         log_skipped_files(dataset_eval, f'in validation after epoch {epoch}')
         if model_ema is not None and not args.model_ema_force_cpu:
-            ema_metrics = evaluate(model_ema_eval, loader_eval, validate_loss_fn, device, amp_dtype=amp_dtype,
+            ema_metrics = evaluate(model_ema, loader_eval, validate_loss_fn, device, amp_dtype=amp_dtype,
                                    distributed=args.distributed, log_interval=args.log_interval,
                                    log_prefix='Test (EMA)', is_primary=primary)
             eval_metrics.update((f'ema_{k}', v) for k, v in ema_metrics.items())

@@ -214,18 +214,22 @@ def zero_shot(path, img_size, num_samples=2000):
     return round(100. * (pred == torch.tensor(data.targets)).float().mean().item(), 2)
 
 
+def finished_runs(out_dir):
+    """(run.json contents, summary.csv rows, params in M as logged) of every finished run in out_dir, by name."""
+    for exp in sorted(os.listdir(out_dir)):
+        path = os.path.join(out_dir, exp)
+        if os.path.exists(os.path.join(path, 'run.json')):
+            info = json.load(open(os.path.join(path, 'run.json')))
+            rows = list(csv.DictReader(open(os.path.join(path, 'summary.csv'))))
+            yield info, rows, _params(path)
+
+
 def collect(out_dir):
     """One CSV row per finished run: final and best top-1 on the eval subset, params, wall time."""
     w = csv.writer(sys.stdout)
     w.writerow(['name', 'seed', 'model', 'model_kwargs', 'params_M', 'final_top1', 'best_top1', 'final_eval_loss',
                 'epochs', 'wall_s', 'loadavg_start_1m', 'finished_utc'])
-    for exp in sorted(os.listdir(out_dir)):
-        path = os.path.join(out_dir, exp)
-        if not os.path.exists(os.path.join(path, 'run.json')):
-            continue
-        info = json.load(open(os.path.join(path, 'run.json')))
-        rows = list(csv.DictReader(open(os.path.join(path, 'summary.csv'))))
-        params = _params(path)
+    for info, rows, params in finished_runs(out_dir):
         w.writerow([info['name'], info['seed'], info['model'], json.dumps(info['model_kwargs']), params,
                     rows[-1]['eval_top1'], max(float(r['eval_top1']) for r in rows), rows[-1]['eval_loss'],
                     len(rows), info['wall_s'], info['loadavg_start'][0], info['finished_utc']])
@@ -235,12 +239,8 @@ def table(out_dir, names):
     """Markdown rows for docs/results.md: per name, the top-1 after the first epoch per seed, the final top-1
     as mean +- half the range over seeds, each seed, the wall time of each run, and the paper's number."""
     runs = {}
-    for exp in sorted(os.listdir(out_dir)):
-        path = os.path.join(out_dir, exp)
-        if os.path.exists(os.path.join(path, 'run.json')):
-            info = json.load(open(os.path.join(path, 'run.json')))
-            rows = list(csv.DictReader(open(os.path.join(path, 'summary.csv'))))
-            runs.setdefault(info['name'], []).append((info['seed'], rows, info['wall_s'], _params(path)))
+    for info, rows, params in finished_runs(out_dir):
+        runs.setdefault(info['name'], []).append((info['seed'], rows, info['wall_s'], params))
     print('| ablation | params | top-1 after epoch 1 | top-1 at the end (mean ± half-range) | per seed | wall s | paper, ImageNet (DynaMixer-S) |')
     print('|---|---|---|---|---|---|---|')
     for name in names or list(runs):

@@ -76,15 +76,20 @@ def test_inductor_compiled_model_matches_eager():
 @pytest.mark.parametrize('fused', [True, False])
 def test_compiled_layers_give_the_eager_gradients_on_either_path(fused):
     # fused: dynamo traces the hand-written backward; plain: AOTAutograd derives it; both equal eager fused
-    from timm.models import create_model
-    torch.manual_seed(0)
-    model = create_model('dynamixer_xs', num_classes=10)
-    x = torch.randn(2, model.in_chans, *model.img_size)
+    model, x = _seeded_xs_and_input()
     ref = _output_and_grads(model, x)
     compile_layers(model, fused=fused, backend='aot_eager')  # traces forward and backward, no C++ build
     layers = [m for m in model.modules() if isinstance(m, DynaMixerLayer)]
     assert layers and all(layer.token_mixer.fused == fused for layer in layers)
     _assert_same_output_and_grads(_output_and_grads(model, x), ref)
+
+
+def _seeded_xs_and_input():
+    """dynamixer_xs with the weights of seed 0 (the same every call) and a batch of 2 images."""
+    from timm.models import create_model
+    torch.manual_seed(0)
+    model = create_model('dynamixer_xs', num_classes=10)
+    return model, torch.randn(2, model.in_chans, *model.img_size)
 
 
 def _output_and_grads(model, x):
@@ -100,17 +105,13 @@ def _assert_same_output_and_grads(got, ref):
 
 @pytest.mark.parametrize('fused', [True, False])
 def test_memory_budget_recomputes_instead_of_saving_and_keeps_the_gradients(fused):
-    from timm.models import create_model
     from benchmark import saved_bytes
-    torch.manual_seed(0)
-    model = create_model('dynamixer_xs', num_classes=10)
-    x = torch.randn(2, model.in_chans, *model.img_size)
+    model, x = _seeded_xs_and_input()
     ref = _output_and_grads(model, x)
     compile_layers(model, fused=fused, backend='aot_eager')
     saved_default = saved_bytes(model, x)
     # no dynamo reset: the same layer code compiled again with a budget must not reuse the graphs above
-    torch.manual_seed(0)
-    model = create_model('dynamixer_xs', num_classes=10)
+    model, _ = _seeded_xs_and_input()
     compile_layers(model, fused=fused, memory_budget=0.3, backend='aot_eager')
     saved_budget = saved_bytes(model, x)
     # measured: 5.85 -> 1.93 MB (fused), 6.71 -> 2.28 MB (plain) at batch 2

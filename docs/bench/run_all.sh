@@ -47,3 +47,6 @@ for e in "dynamixer_s@fused=False,torchcompile=inductor" "dynamixer_s@fused=Fals
     TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmark.py --model "$e" --bench both -b 8 --device cpu --threads 2 \
         --num-warm-iter 1 --num-bench-iter 1 --rounds 1 --no-proxies --no-gmacs
 done
+# saved bytes and profiled ops per activation memory budget, batch 2, one process per setting
+for f in 0 1; do for b in 1.0 0.5 0.4 0.25; do OMP_NUM_THREADS=1 python docs/bench/memory_budget_sweep.py $f $b; done; done \
+    > docs/bench/memory_budget_sweep.txt
