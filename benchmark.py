@@ -11,7 +11,8 @@ CPU time of the process (all its threads) per image, which other load on a share
 A model entry is a timm name, or `reference:<dynamixer_s|m|l>` (the authors' formulation, for side-by-side
 runs), optionally followed by `@key=value,key=value` (constructor kwargs of that entry
 only; `torchcompile=inductor` compiles just that entry, `compile_memory_budget=0.4` sets its activation memory
-budget); `--model-kwargs key=value ...` applies to every model.
+budget, `amp=bfloat16` / `amp=fp32` sets its precision whatever --amp says); `--model-kwargs key=value ...`
+applies to every model.
 --torchcompile compiles DynaMixer models per layer (dynamixer.ops.compile_layers: one compiled graph per layer
 shape, reused by every layer of that shape), other models whole.
 
@@ -216,6 +217,10 @@ class Bench:
         # per-entry compile, so compiled and eager runs of one model can be measured side by side
         self.torchcompile = kw.pop('torchcompile', args.torchcompile)
         self.memory_budget = kw.pop('compile_memory_budget', args.compile_memory_budget)
+        # per-entry precision: amp=bfloat16 / float16 autocasts this entry only, amp=fp32 keeps it in fp32
+        amp_dtype = kw.pop('amp', args.amp_dtype if args.amp else 'fp32')
+        if amp_dtype not in ('fp32', 'float16', 'bfloat16'):
+            raise SystemExit(f'{entry}: amp must be fp32, float16 or bfloat16, got {amp_dtype!r}')
         if self.memory_budget is not None and not self.torchcompile:
             raise SystemExit(f'{entry}: a compile memory budget needs torchcompile (add --torchcompile or '
                              '@torchcompile=inductor)')
@@ -232,9 +237,9 @@ class Bench:
         self.input_size = (cfg['input_size'][0], size, size)
         self.num_classes = self.model.num_classes
         self.param_count = sum(p.numel() for p in self.model.parameters())
-        self.amp = torch.autocast(self.device.type, dtype=getattr(torch, args.amp_dtype)) if args.amp else nullcontext()
+        self.amp = torch.autocast(self.device.type, dtype=getattr(torch, amp_dtype)) if amp_dtype != 'fp32' else nullcontext()
         self.result = dict(model=entry, param_count=round(self.param_count / 1e6, 2), batch_size=args.batch_size,
-                           img_size=size, device=args.device, amp=args.amp_dtype if args.amp else 'fp32',
+                           img_size=size, device=args.device, amp=amp_dtype,
                            torchcompile=self.torchcompile or '',
                            compile_memory_budget='' if self.memory_budget is None else self.memory_budget)
         self.infer_times: List[float] = []

@@ -2,6 +2,7 @@
 
     python scripts/plot_mixing.py --checkpoint runs/xs_fmnist_main/model_best.pth.tar -o docs/img/xs_fmnist_mixing.png
     python scripts/plot_mixing.py --pretrained -o mixing.png          # the shipped dynamixer_xs.fmnist weights
+    python scripts/plot_mixing.py --pretrained dynamixer_xs_convstem.fmnist -o mixing.png
 
 For one layer, forward hooks capture the inputs of its column op (`token_mixer.mix_h`) and row op
 (`token_mixer.mix_w`); `DynaMixerOp.mixing_weights` turns them into (N, G, L_i, L_j) matrices (source i,
@@ -28,7 +29,7 @@ def load_model(args):
     # fused=False: the plain path calls mix_h / mix_w as modules, so their forward hooks fire
     kw = dict(img_size=28, in_chans=1, num_classes=10, fused=False)
     if args.pretrained:
-        return timm.create_model('dynamixer_xs.fmnist', pretrained=True, **kw).eval()
+        return timm.create_model(args.pretrained, pretrained=True, **kw).eval()
     model = timm.create_model(args.model, **kw)
     state = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
     state = state.get('state_dict_ema') or state.get('state_dict') or state
@@ -53,7 +54,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument('--checkpoint', help='a train.py checkpoint of --model')
-    src.add_argument('--pretrained', action='store_true', help='the dynamixer_xs.fmnist weights')
+    src.add_argument('--pretrained', nargs='?', const='dynamixer_xs.fmnist', default=None, metavar='TAG',
+                     help='shipped weights: dynamixer_xs.fmnist (default) or dynamixer_xs_convstem.fmnist')
     p.add_argument('--model', default='dynamixer_xs')
     p.add_argument('--layer', default='stages.0.layers.1', help='the layer whose ops are shown')
     p.add_argument('--images', type=int, nargs='+', default=[0, 1, 2, 3], help='test-set indices')
@@ -97,7 +99,7 @@ def main():
     for b in range(B + 1):
         axes[b, 1].set_ylabel('source i', fontsize=6)
     axes[B, 1].set_xlabel('target j', fontsize=6)
-    fig.suptitle(f'{args.model} {args.layer}: generated mixing weights ({H}x{W} tokens)', fontsize=9)
+    fig.suptitle(f'{args.pretrained or args.model} {args.layer}: generated mixing weights ({H}x{W} tokens)', fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(args.output) or '.', exist_ok=True)
     fig.savefig(args.output, dpi=90)

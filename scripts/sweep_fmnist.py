@@ -14,6 +14,7 @@ unchanged in this process with those arguments added to its `timm.create_model` 
     python scripts/sweep_fmnist.py collect > docs/results/sweep.csv
     python scripts/sweep_fmnist.py table dynamixer_xs static_xs dense_xs --output runs/sweep_long  # markdown rows
     python scripts/sweep_fmnist.py export runs/xs_fmnist_main/model_best.pth.tar   # -> dynamixer_xs.fmnist weights
+    python scripts/sweep_fmnist.py export runs/xsc_fmnist_17ep/last.pth.tar --tag dynamixer_xs_convstem.fmnist
 
 Resolution transfer: the 28-px checkpoint is fine-tuned at --img-size (FINETUNE budget) twice, once with its
 generators resampled to the new token count (what `checkpoint_filter_fn` does on load) and once with freshly
@@ -55,6 +56,7 @@ FINETUNE = ['--train-num-samples', '4500', '--epochs', '2', '--warmup-epochs', '
 # name: (timm model name, constructor kwargs added by this script, extra train.py args)
 PEERS = {
     'dynamixer_xs': ('dynamixer_xs', {}, []),
+    'dynamixer_xs_convstem': ('dynamixer_xs_convstem', {}, []),  # two 3x3 convs before the patch conv
     'static_xs': ('dynamixer_xs', {'generator': 'static'}, []),  # ViP-like: learned, input-independent mixing
     'mixer_p4': ('mixer_s16_224', {'patch_size': 4, 'embed_dim': 128, 'num_blocks': 5}, []),
     'resmlp_p4': ('resmlp_12_224', {'patch_size': 4, 'embed_dim': 96, 'num_blocks': 9}, []),
@@ -90,6 +92,7 @@ LABELS = {
     'segments_x2': ('segments: 2x heads (4/8; C/G = 8, 12)', '(D/S=24 best: 82.7)'),
     'd1': ('reduced dim d = 1', '82.4-82.7 (d = 1..8)'),
     'd4': ('reduced dim d = 4', '82.4-82.7 (d = 1..8)'),
+    'dynamixer_xs_convstem': ('DynaMixer, conv stem (dynamixer_xs_convstem)', ''),
     'mixer_p4': ('MLP-Mixer, patch 4', ''),
     'resmlp_p4': ('ResMLP, patch 4', ''),
     'resnet10t_narrow': ('small CNN: ResNet-10-T, narrow', ''),
@@ -173,21 +176,27 @@ def transfer_checkpoints(source, img_size, out_dir):
     return paths
 
 
-def export(source, out):
-    """Save a checkpoint's weights as the packaged safetensors file and print its top-1 on the 1000-image
-    class-balanced test subset, loaded back through timm.create_model('dynamixer_xs.fmnist', pretrained=True)."""
+def weights_file(tag):
+    """The packaged weights file of a pretrained tag: dynamixer_xs.fmnist -> dynamixer/weights/dynamixer_xs_fmnist.safetensors."""
+    return os.path.join(ROOT, 'dynamixer', 'weights', tag.replace('.', '_') + '.safetensors')
+
+
+def export(source, tag, out=None):
+    """Save a checkpoint's weights as the packaged safetensors file of `tag` and print its top-1 on the
+    1000-image class-balanced test subset, loaded back through timm.create_model(tag, pretrained=True)."""
     import safetensors.torch
     import timm
     import torch
     from timm.data import create_transform, resolve_data_config
     import dynamixer  # noqa: F401
     from dynamixer.data import FashionMNIST
+    out = out or weights_file(tag)
     ckpt = torch.load(source, map_location='cpu', weights_only=False)
     state = ckpt.get('state_dict_ema') or ckpt.get('state_dict') or ckpt
     state = {k[7:] if k.startswith('module.') else k: v.contiguous() for k, v in state.items()}
     os.makedirs(os.path.dirname(out), exist_ok=True)
     safetensors.torch.save_file(state, out, metadata={'source': os.path.basename(source), 'epoch': str(ckpt.get('epoch'))})
-    model = timm.create_model('dynamixer_xs.fmnist', pretrained=True, pretrained_cfg_overlay=dict(file=out)).eval()
+    model = timm.create_model(tag, pretrained=True, pretrained_cfg_overlay=dict(file=out)).eval()
     data = FashionMNIST(split='test', num_samples=1000, transform=create_transform(**resolve_data_config(model=model)))
     x = torch.stack([data[i][0] for i in range(len(data))])
     with torch.no_grad():
@@ -279,9 +288,10 @@ def main():
     tr.add_argument('--img-size', type=int, default=32)
     tr.add_argument('--seeds', type=int, nargs='+', default=[0])
     tr.add_argument('--output', default=os.path.join('runs', 'sweep'))
-    e = sub.add_parser('export', help='checkpoint -> dynamixer/weights/dynamixer_xs_fmnist.safetensors')
+    e = sub.add_parser('export', help='checkpoint -> the packaged weights of a pretrained tag')
     e.add_argument('source')
-    e.add_argument('-o', '--out', default=os.path.join(ROOT, 'dynamixer', 'weights', 'dynamixer_xs_fmnist.safetensors'))
+    e.add_argument('--tag', default='dynamixer_xs.fmnist', help='pretrained tag (model.tag) the weights are for')
+    e.add_argument('-o', '--out', default=None, help='default: dynamixer/weights/<tag, . -> _>.safetensors')
     c = sub.add_parser('collect')
     c.add_argument('--output', default=os.path.join('runs', 'sweep'))
     tb = sub.add_parser('table', help='markdown rows of finished runs (mean and half-range over seeds)')
@@ -315,7 +325,7 @@ def main():
                 spec = ('dynamixer_xs', {}, ['--img-size', str(args.img_size), '--pretrained', '--pretrained-path', path])
                 run_one(f'transfer{args.img_size}_{init}', spec, seed, args.output, FINETUNE)
     elif args.cmd == 'export':
-        export(args.source, args.out)
+        export(args.source, args.tag, args.out)
     elif args.cmd == 'collect':
         collect(args.output)
     elif args.cmd == 'table':

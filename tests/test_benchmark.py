@@ -100,3 +100,18 @@ def test_compiled_entries_with_a_memory_budget_keep_less_for_backward_side_by_si
 def test_bad_compile_memory_budget_is_one_clear_error(entry, message):
     with pytest.raises(SystemExit, match=message):
         benchmark.main(['--model', entry, '--device', 'cpu', '--no-proxies', '--no-gmacs'])
+
+
+def test_an_entry_can_set_its_own_precision_side_by_side(monkeypatch):
+    seen = []  # the dtype each entry's training forward runs its GEMMs in
+    real_linear = torch.nn.functional.linear
+    monkeypatch.setattr(torch.nn.functional, 'linear', lambda x, w, b=None: seen.append(
+        torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu') else torch.float32) or real_linear(x, w, b))
+    results = benchmark.main([
+        '--model', 'dynamixer_xs@fused=False,amp=fp32', 'dynamixer_xs@fused=False', '--amp', '--amp-dtype', 'bfloat16',
+        '--bench', 'train', '-b', '2', '--device', 'cpu', '--num-warm-iter', '1', '--num-bench-iter', '1',
+        '--rounds', '1', '--no-proxies', '--no-gmacs'])
+    assert [r['amp'] for r in results] == ['fp32', 'bfloat16']
+    assert set(seen) == {torch.float32, torch.bfloat16}
+    with pytest.raises(SystemExit, match="amp must be fp32, float16 or bfloat16, got 'fp16'"):
+        benchmark.main(['--model', 'dynamixer_xs@amp=fp16', '--device', 'cpu', '--no-proxies', '--no-gmacs'])

@@ -153,7 +153,7 @@ def test_img_size_sets_the_token_grid(img_size):
     assert model(torch.randn(1, 3, H, W)).shape == (1, 3)
 
 
-@pytest.mark.parametrize('name,img_size', [('dynamixer_xs', 28), ('dynamixer_m', 64)])
+@pytest.mark.parametrize('name,img_size', [('dynamixer_xs', 28), ('dynamixer_xs_convstem', 28), ('dynamixer_m', 64)])
 def test_every_layer_gets_contiguous_tokens(name, img_size):
     # the stem and patch merges hand over (B, H, W, C) tokens in that memory order: a conv's (B, C, H, W)
     # output merely permuted would keep the channels strided through every layer (LayerNorm and residual adds
@@ -175,6 +175,28 @@ def test_small_variant_is_registered_for_small_images():
     assert model.stages[0].layers[0].token_mixer.grid_size == (14, 14)
     assert model.stages[-1].layers[0].token_mixer.grid_size == (7, 7)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_conv_stem_adds_local_features_before_the_patch_conv():
+    patch = timm.create_model('dynamixer_xs', img_size=28, in_chans=1, num_classes=10)
+    conv = timm.create_model('dynamixer_xs_convstem', img_size=28, in_chans=1, num_classes=10)
+    # two 3x3 conv-BN-GELU of 16 channels at 28x28, then a 2x2 patch conv 16 -> 32 instead of 1 -> 32
+    assert [type(m).__name__ for m in conv.stem.children()] == ['ConvNormAct', 'ConvNormAct', 'Conv2d']
+    assert conv.stem.conv1.conv.weight.shape == (16, 1, 3, 3) and conv.stem.proj.weight.shape == (32, 16, 2, 2)
+    added = 16 * 9 + 2 * 16 + 16 * 16 * 9 + 2 * 16 + (16 - 1) * 32 * 4
+    assert sum(p.numel() for p in conv.parameters()) - sum(p.numel() for p in patch.parameters()) == added
+    # a token's features depend on pixels beyond its own 2x2 patch (receptive field 6x6), unlike the patch stem
+    x = torch.randn(1, 1, 28, 28, requires_grad=True)
+    conv.eval().stem(x)[0, 5, 5].sum().backward()
+    rows, cols = x.grad[0, 0].abs().sum(1).nonzero().flatten(), x.grad[0, 0].abs().sum(0).nonzero().flatten()
+    assert (rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()) == (8, 13, 8, 13)
+    assert conv(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert timm.models.get_pretrained_cfg('dynamixer_xs_convstem').first_conv == 'stem.conv1.conv'
+
+
+def test_unknown_stem_raises():
+    with pytest.raises(ValueError, match="stem must be 'patch'"):
+        timm.create_model('dynamixer_xs', stem='convs')
 
 
 # ---------------------------------------------------------------- registration and cfgs

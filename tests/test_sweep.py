@@ -53,3 +53,19 @@ def test_collect_writes_one_row_per_finished_run(tmp_path, capsys):
     sweep_fmnist.collect(str(tmp_path))
     rows = capsys.readouterr().out.strip().splitlines()
     assert len(rows) == 2 and rows[1].startswith('d1,0,dynamixer_xs,{},0.70,65.5,65.5,0.5,2,100.0,1.0,')
+
+
+@pytest.mark.skipif(not os.path.exists('/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz'),
+                    reason='Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)')
+def test_export_writes_the_weights_of_a_tag_that_load_back_through_timm(tmp_path, capsys):
+    assert sweep_fmnist.weights_file('dynamixer_xs_convstem.fmnist') == os.path.join(
+        REPO, 'dynamixer', 'weights', 'dynamixer_xs_convstem_fmnist.safetensors')
+    model = timm.create_model('dynamixer_xs_convstem', img_size=28, in_chans=1, num_classes=10)
+    torch.save({'epoch': 3, 'state_dict': {'module.' + k: v for k, v in model.state_dict().items()}},
+               tmp_path / 'last.pth.tar')
+    out = tmp_path / 'w.safetensors'
+    sweep_fmnist.export(str(tmp_path / 'last.pth.tar'), 'dynamixer_xs_convstem.fmnist', str(out))
+    assert 'top-1 on the 1000-image test subset' in capsys.readouterr().out
+    loaded = timm.create_model('dynamixer_xs_convstem.fmnist', pretrained=True, pretrained_cfg_overlay=dict(file=str(out)))
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k

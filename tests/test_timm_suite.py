@@ -23,8 +23,8 @@ import dynamixer  # noqa: F401  (registers the models)
 
 # every check runs on every model; the default run keeps the expensive ones (scripting, fx, pruning) to
 # dynamixer_xs and leaves the 224 px models to `pytest -m slow`
-MODELS = ['dynamixer_xs', 'dynamixer_s'] + [pytest.param(n, marks=pytest.mark.slow) for n in ('dynamixer_m', 'dynamixer_l')]
-HEAVY = ['dynamixer_xs'] + [pytest.param(n, marks=pytest.mark.slow) for n in ('dynamixer_s', 'dynamixer_m', 'dynamixer_l')]
+MODELS = ['dynamixer_xs', 'dynamixer_xs_convstem', 'dynamixer_s'] + [pytest.param(n, marks=pytest.mark.slow) for n in ('dynamixer_m', 'dynamixer_l')]
+HEAVY = ['dynamixer_xs', 'dynamixer_xs_convstem'] + [pytest.param(n, marks=pytest.mark.slow) for n in ('dynamixer_s', 'dynamixer_m', 'dynamixer_l')]
 
 
 def _find_suite() -> Path:

@@ -1,11 +1,14 @@
-"""fp32 GEMM throughput of this CPU (2 threads): a large square matmul and the shapes of dynamixer_s's layers.
+"""GEMM throughput of this CPU (2 threads): a large square matmul and the shapes of dynamixer_s's layers.
 
-python docs/bench/gemm_peak.py > docs/bench/gemm_peak.txt
+python docs/bench/gemm_peak.py > docs/bench/gemm_peak.txt                   # fp32
+python docs/bench/gemm_peak.py bfloat16 > docs/bench/gemm_peak_bf16.txt     # what autocast's matmuls run
 """
+import sys
 import time
 
 import torch
 
+dtype = getattr(torch, sys.argv[1] if len(sys.argv) > 1 else 'float32')
 torch.set_num_threads(2)
 torch.manual_seed(0)
 shapes = {  # (M, K, N): tokens x in x out
@@ -16,8 +19,9 @@ shapes = {  # (M, K, N): tokens x in x out
     'S stage 2 fc1 (b8, 16x16 tokens, 384 -> 1152)': (8 * 256, 384, 1152),
     'S stage 2 branch (384 -> 384)': (8 * 256, 384, 384),
 }
+print(f'{dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads')
 for name, (m, k, n) in shapes.items():
-    a, b = torch.randn(m, k), torch.randn(k, n)
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
     for _ in range(3):
         a @ b
     reps = max(3, int(2e10 / (m * k * n)))

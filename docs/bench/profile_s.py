@@ -2,9 +2,11 @@
 authors' formulation (reference:dynamixer_s), the plain path and the fused path.
 
 python docs/bench/profile_s.py > docs/bench/profile_s.txt
+python docs/bench/profile_s.py bfloat16 > docs/bench/profile_s_bf16.txt     # under torch.autocast(cpu, bfloat16)
 """
 import os
 import sys
+from contextlib import nullcontext
 
 import torch
 import timm
@@ -16,6 +18,9 @@ from benchmark import reference_model  # noqa: E402
 GEMMS = ('aten::addmm', 'aten::addmm_', 'aten::mm', 'aten::bmm', 'aten::baddbmm', 'aten::baddbmm_')
 COPIES = ('aten::copy_', 'aten::clone', 'aten::cat', 'aten::stack')
 
+amp = sys.argv[1] if len(sys.argv) > 1 else None
+autocast = (lambda: torch.autocast('cpu', dtype=getattr(torch, amp))) if amp else nullcontext
+COPIES += ('aten::_to_copy',) if amp else ()  # autocast's casts
 torch.set_num_threads(2)
 torch.manual_seed(0)
 x = torch.randn(8, 3, 224, 224)
@@ -31,9 +36,11 @@ for name, build in models.items():
 
         def step():
             if train:
-                model(x).sum().backward()
+                with autocast():
+                    loss = model(x).float().sum()
+                loss.backward()
             else:
-                with torch.no_grad():
+                with torch.no_grad(), autocast():
                     model(x)
         step()
         with torch.profiler.profile() as prof:
@@ -41,7 +48,7 @@ for name, build in models.items():
         events = prof.key_averages()
         total = sum(e.self_cpu_time_total for e in events)
         share = lambda keys: 100 * sum(e.self_cpu_time_total for e in events if e.key in keys) / total  # noqa: E731
-        print(f'== {name} {"train" if train else "inference"} step: {total / 1e6:.2f} s self CPU; '
+        print(f'== {name} {"train" if train else "inference"} step{" (" + amp + " autocast)" if amp else ""}: {total / 1e6:.2f} s self CPU; '
               f'GEMMs {share(GEMMS):.1f}%, copies {share(COPIES):.1f}%')
         for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:10]:
             print(f'  {e.key:34s} {100 * e.self_cpu_time_total / total:5.1f}%  {e.count:5d} calls')
