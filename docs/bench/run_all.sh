@@ -50,3 +50,25 @@ done
 # saved bytes and profiled ops per activation memory budget, batch 2, one process per setting
 for f in 0 1; do for b in 1.0 0.5 0.4 0.25; do OMP_NUM_THREADS=1 python docs/bench/memory_budget_sweep.py $f $b; done; done \
     > docs/bench/memory_budget_sweep.txt
+# session 4: bfloat16 autocast on this CPU (avx512_bf16). GEMM throughput per dtype in the same session
+python docs/bench/gemm_peak.py float32 > docs/bench/gemm_peak_fp32_session4.txt
+python docs/bench/gemm_peak.py bfloat16 > docs/bench/gemm_peak_bf16.txt
+# S side by side with every entry under bf16 autocast (docs/bench/cpu_s_bf16.csv)
+TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmark.py --model reference:dynamixer_s dynamixer_s "dynamixer_s@fused=False" \
+    "dynamixer_s@fused=False,torchcompile=inductor" convnext_tiny resmlp_24_224 --bench both -b 8 --device cpu --threads 2 \
+    --amp --amp-dtype bfloat16 --num-warm-iter 1 --num-bench-iter 2 --rounds 3 --no-proxies --no-gmacs \
+    --results-file docs/bench/cpu_s_bf16.csv
+# fp32 and bf16 entries side by side (per-entry @amp=), then training alone with 5 rounds
+python benchmark.py --model "reference:dynamixer_s@amp=fp32" "reference:dynamixer_s@amp=bfloat16" "dynamixer_s@amp=fp32" \
+    "dynamixer_s@amp=bfloat16" "dynamixer_s@fused=False,amp=bfloat16" "convnext_tiny@amp=fp32" "convnext_tiny@amp=bfloat16" \
+    --bench both -b 8 --device cpu --threads 2 --num-warm-iter 1 --num-bench-iter 2 --rounds 3 --no-proxies --no-gmacs \
+    --results-file docs/bench/cpu_s_fp32_vs_bf16.csv
+python benchmark.py --model "reference:dynamixer_s@amp=fp32" "reference:dynamixer_s@amp=bfloat16" "dynamixer_s@amp=fp32" \
+    "dynamixer_s@amp=bfloat16" "convnext_tiny@amp=fp32" "convnext_tiny@amp=bfloat16" --bench train -b 8 --device cpu \
+    --threads 2 --num-warm-iter 1 --num-bench-iter 2 --rounds 5 --no-proxies --no-gmacs \
+    --results-file docs/bench/cpu_s_fp32_vs_bf16_train.csv
+# where the time goes in bf16, and the casts autocast adds
+python docs/bench/profile_s.py bfloat16 > docs/bench/profile_s_bf16.txt
+python docs/bench/bf16_casts.py > docs/bench/bf16_casts.txt
+# the Fashion-MNIST variants' training step (docs/results.md section 1)
+python docs/bench/xs_train_step.py > docs/bench/xs_train_step.txt
