@@ -76,7 +76,12 @@ ABLATIONS = {
     'd1': ('dynamixer_xs', {'reduced_dim': 1}, []),
     'd4': ('dynamixer_xs', {'reduced_dim': 4}, []),
 }
-GROUPS = {'peers': PEERS, 'ablations': ABLATIONS}
+# recipe choices of configs/dynamixer_xs_convstem_fashion_mnist.yaml, at the peers' budget
+RECIPE_CHOICES = {
+    'dynamixer_xs_convstem': PEERS['dynamixer_xs_convstem'],
+    'convstem_bf16': ('dynamixer_xs_convstem', {}, ['--amp', '--amp-dtype', 'bfloat16']),
+}
+GROUPS = {'peers': PEERS, 'ablations': ABLATIONS, 'recipe': RECIPE_CHOICES}
 
 # row labels of `table`, with the paper's ImageNet-1k top-1 of DynaMixer-S for the ablations (its tables 4-8)
 LABELS = {
@@ -93,6 +98,7 @@ LABELS = {
     'd1': ('reduced dim d = 1', '82.4-82.7 (d = 1..8)'),
     'd4': ('reduced dim d = 4', '82.4-82.7 (d = 1..8)'),
     'dynamixer_xs_convstem': ('DynaMixer, conv stem (dynamixer_xs_convstem)', ''),
+    'convstem_bf16': ('DynaMixer, conv stem, bf16 autocast', ''),
     'mixer_p4': ('MLP-Mixer, patch 4', ''),
     'resmlp_p4': ('ResMLP, patch 4', ''),
     'resnet10t_narrow': ('small CNN: ResNet-10-T, narrow', ''),
@@ -177,7 +183,8 @@ def transfer_checkpoints(source, img_size, out_dir):
 
 
 def weights_file(tag):
-    """The packaged weights file of a pretrained tag: dynamixer_xs.fmnist -> dynamixer/weights/dynamixer_xs_fmnist.safetensors."""
+    """The packaged weights file of a pretrained tag:
+    dynamixer_xs.fmnist -> dynamixer/weights/dynamixer_xs_fmnist.safetensors."""
     return os.path.join(ROOT, 'dynamixer', 'weights', tag.replace('.', '_') + '.safetensors')
 
 

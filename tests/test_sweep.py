@@ -15,9 +15,12 @@ sys.path.insert(0, os.path.join(REPO, 'scripts'))
 import sweep_fmnist  # noqa: E402
 
 
-@pytest.mark.parametrize('name', sorted(set(sweep_fmnist.PEERS) | set(sweep_fmnist.ABLATIONS)))
+ENTRIES = {name: spec for group in sweep_fmnist.GROUPS.values() for name, spec in group.items()}
+
+
+@pytest.mark.parametrize('name', sorted(ENTRIES))
 def test_every_sweep_entry_builds_a_0_7m_model_for_28px_grayscale(name):
-    model_name, kwargs, _ = {**sweep_fmnist.PEERS, **sweep_fmnist.ABLATIONS}[name]
+    model_name, kwargs, _ = ENTRIES[name]
     extra = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     create = sweep_fmnist._patched_create_model(timm.create_model, extra)
     model = create(model_name, img_size=28, in_chans=1, num_classes=10)
