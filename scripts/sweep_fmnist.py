@@ -273,7 +273,11 @@ def table(out_dir, names):
 
 
 def _params(run_dir):
-    for line in open(os.path.join(run_dir, 'log.txt')).read().splitlines():
+    """Params in M as train.py logged them; '?' where the log was not kept (docs/results/ keeps no logs)."""
+    log = os.path.join(run_dir, 'log.txt')
+    if not os.path.exists(log):
+        return '?'
+    for line in open(log).read().splitlines():
         if ' parameters' in line and line.startswith('Model '):
             return line.split(': ')[1].split('M')[0]
     return '?'

@@ -50,6 +50,13 @@ def test_table_gives_mean_and_half_range_over_seeds_with_the_papers_number(tmp_p
     assert lines[3].startswith('| reduced dim d = 4 | not run |')
 
 
+def test_table_reads_runs_kept_without_their_logs(tmp_path, capsys):
+    _fake_run(tmp_path, 'd4', 0, [70.0, 80.0], 600.0)
+    (tmp_path / 'd4-s0' / 'log.txt').unlink()  # docs/results/sweep_long keeps run.json, summary.csv, args.yaml
+    sweep_fmnist.table(str(tmp_path), ['d4'])
+    assert capsys.readouterr().out.splitlines()[2].startswith('| reduced dim d = 4 | ?M | 70.00 | **80.00 ± 0.00** |')
+
+
 def test_collect_writes_one_row_per_finished_run(tmp_path, capsys):
     _fake_run(tmp_path, 'd1', 0, [60.0, 65.5], 100.0)
     (tmp_path / 'd1-s1').mkdir()  # unfinished: no run.json
