@@ -183,9 +183,10 @@ def transfer_checkpoints(source, img_size, out_dir):
 
 
 def weights_file(tag):
-    """The packaged weights file of a pretrained tag:
-    dynamixer_xs.fmnist -> dynamixer/weights/dynamixer_xs_fmnist.safetensors."""
-    return os.path.join(ROOT, 'dynamixer', 'weights', tag.replace('.', '_') + '.safetensors')
+    """The packaged weights file of a pretrained tag, as its cfg in dynamixer/model.py names it."""
+    import timm
+    import dynamixer  # noqa: F401  registers the tags
+    return timm.models.get_pretrained_cfg(tag).file
 
 
 def export(source, tag, out=None):
