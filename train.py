@@ -190,6 +190,10 @@ group.add_argument('--recovery-interval', type=int, default=0, metavar='N',
                    help='save a recovery checkpoint every N optimizer steps (default: 0, off)')
 group.add_argument('--checkpoint-hist', type=int, default=10, metavar='N', help='number of checkpoints to keep')
 group.add_argument('-j', '--workers', type=int, default=4, metavar='N', help='data loading processes (default: 4)')
+group.add_argument('--in-memory', action='store_true',
+                   help='small fixed-size datasets (Fashion-MNIST, CIFAR): decode the training set once into one '
+                        'tensor on --device and augment whole batches there (crop, flips, erasing, mixup), no '
+                        'worker processes (dynamixer.data.InMemoryLoader); validation is unchanged')
 group.add_argument('--output', default='', type=str, metavar='PATH',
                    help='folder of experiments (default: ./output/train)')
 group.add_argument('--experiment', default='', type=str, metavar='NAME',
@@ -256,6 +260,14 @@ def _resolve_args(args):
         _logger.info('--apex-amp: NVIDIA apex is not used; mixed precision through native torch.autocast instead')
         args.amp = True
     args.prefetcher = not args.no_prefetcher and args.device.startswith('cuda')
+    if args.in_memory:
+        unsupported = [flag for flag, on in (
+            ('--color-jitter', args.color_jitter), ('--aa', args.aa), ('--aug-repeats', args.aug_repeats),
+            ('--aug-splits', args.aug_splits)) if on and not args.no_aug]
+        if unsupported:
+            raise ConfigError(f'--in-memory augments with crops, flips, random erasing and mixup only: set '
+                              f'{" and ".join(f + " 0" if f != "--aa" else "no --aa" for f in unsupported)}, '
+                              'or drop --in-memory')
     # restarted by torchrun (--max-restarts): continue from the latest checkpoint of this run
     restart_count = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0') or 0)
     max_restarts = int(os.environ.get('TORCHELASTIC_MAX_RESTARTS', '0') or 0)
@@ -333,7 +345,14 @@ def _create_model(args):
         src_classes = head[0].shape[0] if head else None
         kwargs['pretrained_cfg_overlay'] = dict(file=args.pretrained_path, num_classes=src_classes or 1000)
     try:
-        model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
+        try:
+            model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
+        except TypeError as e:
+            if 'img_size' not in kwargs or "'img_size'" not in str(e):
+                raise
+            kwargs.pop('img_size')  # a CNN: any input size, no img_size argument
+            _logger.info(f'{args.model} takes no img_size argument: built without it (it takes any input size)')
+            model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
     except (ValueError, RuntimeError, TypeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if args.pretrained_path:
@@ -439,6 +458,7 @@ def main(argv=None):
     import timm
     import dynamixer  # noqa: F401  registers dynamixer_* with timm
     from timm.data import FastCollateMixup, Mixup, create_loader, resolve_data_config
+    from dynamixer.data import DataError, InMemoryLoader
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
     from timm.optim import create_optimizer_v2, optimizer_kwargs
     from timm.scheduler import create_scheduler_v2, scheduler_kwargs
@@ -505,21 +525,35 @@ def main(argv=None):
         mixup_args = dict(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, cutmix_minmax=args.cutmix_minmax,
                           prob=args.mixup_prob, switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
                           label_smoothing=args.smoothing, num_classes=args.num_classes)
-        if args.prefetcher:
+        if args.prefetcher and not args.in_memory:
             collate_fn = FastCollateMixup(**mixup_args)
         else:
             mixup_fn = Mixup(**mixup_args)
-    loader_train = create_loader(
-        dataset_train, input_size=data_config['input_size'], batch_size=args.batch_size, is_training=True,
-        no_aug=args.no_aug, re_prob=args.reprob, re_mode=args.remode, re_count=args.recount,
-        re_split=args.resplit, scale=args.scale, ratio=args.ratio, hflip=args.hflip, vflip=args.vflip,
-        color_jitter=args.color_jitter, auto_augment=args.aa, num_aug_repeats=args.aug_repeats,
-        num_aug_splits=args.aug_splits, interpolation=args.train_interpolation, mean=data_config['mean'],
-        std=data_config['std'], num_workers=args.workers, distributed=args.distributed, collate_fn=collate_fn,
-        pin_memory=args.pin_mem, device=device, use_prefetcher=args.prefetcher,
-        # workers restart each epoch (a few seconds) so that an epoch's augmentations depend only on
-        # (seed, epoch): a resumed run then sees exactly the batches of the uninterrupted one
-        persistent_workers=False)
+    if args.in_memory:
+        try:
+            loader_train = InMemoryLoader(
+                dataset_train, batch_size=args.batch_size, img_size=data_config['input_size'][-1],
+                mean=data_config['mean'], std=data_config['std'], scale=args.scale, ratio=args.ratio,
+                hflip=args.hflip, vflip=args.vflip, re_prob=args.reprob, re_mode=args.remode,
+                re_count=args.recount, no_aug=args.no_aug, distributed=args.distributed,
+                world_size=args.world_size, rank=args.rank, seed=args.seed, device=device)
+        except DataError as e:
+            raise ConfigError(str(e)) from None
+        if primary:
+            _logger.info(f'--in-memory: {len(dataset_train)} training images in one '
+                         f'{tuple(loader_train.images.shape)} uint8 tensor on {device}')
+    else:
+        loader_train = create_loader(
+            dataset_train, input_size=data_config['input_size'], batch_size=args.batch_size, is_training=True,
+            no_aug=args.no_aug, re_prob=args.reprob, re_mode=args.remode, re_count=args.recount,
+            re_split=args.resplit, scale=args.scale, ratio=args.ratio, hflip=args.hflip, vflip=args.vflip,
+            color_jitter=args.color_jitter, auto_augment=args.aa, num_aug_repeats=args.aug_repeats,
+            num_aug_splits=args.aug_splits, interpolation=args.train_interpolation, mean=data_config['mean'],
+            std=data_config['std'], num_workers=args.workers, distributed=args.distributed, collate_fn=collate_fn,
+            pin_memory=args.pin_mem, device=device, use_prefetcher=args.prefetcher,
+            # workers restart each epoch (a few seconds) so that an epoch's augmentations depend only on
+            # (seed, epoch): a resumed run then sees exactly the batches of the uninterrupted one
+            persistent_workers=False)
     loader_eval = create_loader(
         dataset_eval, input_size=data_config['input_size'],
         batch_size=args.validation_batch_size or args.batch_size, is_training=False,
@@ -636,7 +670,7 @@ def main(argv=None):
         if hasattr(loader_train.sampler, 'set_epoch'):
             loader_train.sampler.set_epoch(epoch)
         if mixup_active and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
-            if args.prefetcher:
+            if collate_fn is not None:
                 loader_train.mixup_enabled = False
             elif mixup_fn is not None:
                 mixup_fn.mixup_enabled = False

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import timm
 from timm.data import create_loader, resolve_data_config
+from timm.utils import ParseKwargs
 from timm.utils.log import FormatterNoInfo
 
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
@@ -55,6 +56,9 @@ parser.add_argument('--model', '-m', metavar='NAME', default=None,
 parser.add_argument('--pretrained', action='store_true', help="use the model's pretrained weights")
 parser.add_argument('--checkpoint', default='', metavar='FILE', help='checkpoint file to evaluate')
 parser.add_argument('--use-ema', action='store_true', help="use the checkpoint's EMA weights (state_dict_ema)")
+parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs, metavar='KEY=VALUE',
+                    help="extra model constructor arguments, e.g. channels='(32,64,96,176)' (timm's flag; default: "
+                         "training args)")
 parser.add_argument('--num-classes', type=int, default=None, help='number of label classes (default: training args, else the model default)')
 parser.add_argument('--img-size', type=int, default=None, metavar='N', help='input image size (default: training args, else the model default)')
 parser.add_argument('--in-chans', type=int, default=None, metavar='N', help='image input channels, 1 or 3 (default: training args, else 3)')
@@ -79,8 +83,16 @@ def create_model(args: argparse.Namespace) -> nn.Module:
     if ':' not in args.model and not timm.is_model(args.model.split('.')[0]):  # hf-hub:/local-dir: go to timm
         similar = timm.list_models(f'*{args.model.split("_")[0]}*')[:8]
         raise InputError(f'--model {args.model}: unknown model' + (f' (similar: {", ".join(similar)})' if similar else ''))
+    kwargs.update(args.model_kwargs or {})
     try:
-        return timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
+        try:
+            return timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
+        except TypeError as e:
+            if 'img_size' not in kwargs or "'img_size'" not in str(e):
+                raise
+            kwargs.pop('img_size')  # a CNN: any input size, no img_size argument
+            _logger.info(f'{args.model} takes no img_size argument: built without it (it takes any input size)')
+            return timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
     except (TypeError, ValueError, RuntimeError, OSError) as e:  # unknown kwarg, bad size, weights not downloadable
         flags = ' '.join(f'--{k.replace("_", "-")} {v}' for k, v in kwargs.items())
         raise InputError(f'cannot create {args.model} {flags}'.rstrip() + f': {str(e).splitlines()[0]}') from None
@@ -111,7 +123,7 @@ def validate(args: argparse.Namespace) -> Dict:
     if checkpoint is not None:
         taken = []
         for key, value in training_args(checkpoint).items():
-            if getattr(args, key) in (None, ''):  # a flag the user gave wins
+            if getattr(args, key) in (None, '', {}):  # a flag the user gave wins
                 setattr(args, key, value)
                 taken.append(f"--{key.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}")
         if taken:

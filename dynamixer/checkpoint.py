@@ -130,7 +130,8 @@ def state_dict_from_checkpoint(checkpoint: Dict[str, Any], use_ema: bool = False
 
 
 # train.py records its args in its checkpoints; these decide the model and its input
-TRAINING_ARGS = ('model', 'num_classes', 'img_size', 'in_chans', 'mean', 'std', 'crop_pct', 'crop_mode', 'interpolation')
+TRAINING_ARGS = ('model', 'model_kwargs', 'num_classes', 'img_size', 'in_chans', 'mean', 'std', 'crop_pct', 'crop_mode',
+                 'interpolation')
 
 
 def training_args(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
@@ -146,7 +147,7 @@ def training_args(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
     if isinstance(input_size, (list, tuple)) and len(input_size) == 3 and input_size[1] == input_size[2]:
         args.setdefault('in_chans', input_size[0])
         args['img_size'] = args.get('img_size') or input_size[1]
-    return {k: args[k] for k in TRAINING_ARGS if args.get(k) not in (None, '')}
+    return {k: args[k] for k in TRAINING_ARGS if args.get(k) not in (None, '', {})}
 
 
 def load_weights(model: torch.nn.Module, checkpoint: Dict[str, Any], path: str, use_ema: bool = False) -> None:

@@ -122,6 +122,17 @@ def test_compile_memory_budget_needs_torchcompile_and_a_fraction(flags, message)
         train._resolve_args(train._parse_args(['/data'] + flags)[0])
 
 
+@pytest.mark.parametrize('flags, message', [
+    (['--color-jitter', '0.4'], '--in-memory augments with crops, flips, random erasing and mixup only: set '
+                                '--color-jitter 0'),
+    (['--color-jitter', '0', '--aa', 'rand-m9-mstd0.5-inc1'], 'set no --aa'),
+])
+def test_in_memory_refuses_the_augmentations_it_does_not_have(flags, message):
+    train = _train_module()
+    with pytest.raises(train.ConfigError, match=re.escape(message)):
+        train._resolve_args(train._parse_args(['/data', '--in-memory'] + flags)[0])
+
+
 # --- bad inputs: one clear line, exit 2, no traceback (subprocess) ------------------------------------------
 
 def test_missing_data_dir_is_one_clear_error(tmp_path):
@@ -221,14 +232,15 @@ def test_finetune_to_other_class_count_and_img_size_with_pretrained_path(tmp_pat
     torch.testing.assert_close(ft_sd['stem.proj.weight'], src_sd['stem.proj.weight'], rtol=0, atol=1e-6)
 
 
-def test_train_resumes_after_kill_with_identical_metrics(tmp_path, image_folder):
+@pytest.mark.parametrize('loader_flags', [['--aa', 'rand-m9-mstd0.5-inc1'], ['--in-memory', '--color-jitter', '0']],
+                         ids=['dataloader', 'in_memory'])
+def test_train_resumes_after_kill_with_identical_metrics(tmp_path, image_folder, loader_flags):
     """SIGKILL in the middle of epoch 1, then --resume auto: summary.csv equals the uninterrupted run's
     (tolerance: relative 1e-6; on one machine with the same thread count it is bit-identical)."""
     out = tmp_path / 'runs'
     recipe = [image_folder] + QUICK + ['--epochs', '3', '--output', out, '--seed', '7', '--recovery-interval', '2',
                                        '--mixup', '0.8', '--cutmix', '1.0', '--reprob', '0.25', '--drop-path', '0.1',
-                                       '--aa', 'rand-m9-mstd0.5-inc1', '--model-ema', '--model-ema-decay', '0.9',
-                                       '-b', '2']
+                                       '--model-ema', '--model-ema-decay', '0.9', '-b', '2'] + loader_flags
     full = run_train(recipe + ['--experiment', 'full'])
     assert full.returncode == 0, full.stderr[-3000:]
 
@@ -315,3 +327,21 @@ def test_torchcompile_compiles_each_dynamixer_layer_and_trains(tmp_path, image_f
     sd = load_checkpoint_file(tmp_path / 'compiled' / 'last.pth.tar')['state_dict']
     assert not any('_orig_mod' in k for k in sd)  # in-place compile: the checkpoint keys are the model's
     assert len(_summary(tmp_path / 'compiled')) == 1
+
+
+def test_in_memory_with_images_of_another_size_is_one_clear_error(tmp_path, image_folder, capsys):
+    result = run_train([image_folder] + QUICK + ['--img-size', '28', '--in-memory', '--color-jitter', '0',
+                                                 '--epochs', '1', '--output', tmp_path])
+    _assert_clean_error(result, '--in-memory needs every image at the input size 28x28', 'image 0 is 32x32',
+                        'drop --in-memory')
+
+
+def test_a_timm_cnn_trains_with_img_size_set_it_is_built_without_it(tmp_path, image_folder):
+    # recipes set img_size for DynaMixer; timm's CNNs take any size and reject the argument
+    result = run_train([image_folder] + QUICK + ['--model', 'resnet10t', '--model-kwargs', 'channels=(8,16,24,32)',
+                                                 '--epochs', '1', '--output', tmp_path, '--experiment', 'cnn'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'resnet10t takes no img_size argument: built without it' in result.stderr
+    ckpt = load_checkpoint_file(tmp_path / 'cnn' / 'last.pth.tar')
+    sd = ckpt['state_dict']  # the stage widths are the given channels
+    assert [sd[f'layer{i}.0.conv1.weight'].shape[0] for i in (1, 2, 3, 4)] == [8, 16, 24, 32]

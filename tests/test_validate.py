@@ -389,3 +389,34 @@ def test_validate_takes_channels_and_size_from_a_pretrained_tag(tmp_path, capsys
     results = json.loads(results_file.read_text())
     assert results['in_chans'] == 1 and results['img_size'] == 28
     assert results['top1'] > 80.
+
+
+def test_validate_rebuilds_the_architecture_from_the_stored_model_kwargs(folder, tmp_path, capsys):
+    root, pixels, labels = folder
+    torch.manual_seed(1)
+    model = timm.create_model('dynamixer_xs', num_classes=NUM_CLASSES, img_size=IMG, embed_dims=(16, 48, 48, 48)).eval()
+    path = _save_checkpoint(tmp_path / 'w.pth.tar', model, args=dict(
+        model='dynamixer_xs', num_classes=NUM_CLASSES, img_size=IMG, model_kwargs={'embed_dims': [16, 48, 48, 48]}))
+    rc, _, err = _run_main([root, '--checkpoint', path, '-j', 0, '--results-file', tmp_path / 'r.json'], capsys)
+    assert rc == 0, err
+    assert "--model-kwargs {'embed_dims': [16, 48, 48, 48]}" in err  # taken from the training args
+    top1, _, loss = _direct_metrics(model, _normalize(pixels), labels)
+    results = json.loads((tmp_path / 'r.json').read_text())
+    assert results['loss'] == pytest.approx(loss, rel=1e-4) and results['top1'] == pytest.approx(top1, abs=1e-3)
+
+
+def test_validate_builds_a_cnn_without_img_size_and_takes_model_kwargs_from_the_flag(folder, tmp_path, capsys):
+    root, pixels, labels = folder
+    torch.manual_seed(2)
+    model = timm.create_model('resnet10t', num_classes=NUM_CLASSES, channels=(8, 16, 24, 32)).eval()
+    path = tmp_path / 'cnn.pth.tar'
+    torch.save(dict(state_dict=model.state_dict(), args=dict(model='resnet10t', num_classes=NUM_CLASSES, img_size=IMG,
+                                                             mean=list(IMAGENET_DEFAULT_MEAN), std=list(IMAGENET_DEFAULT_STD),
+                                                             crop_pct=1.0)), path)
+    rc, _, err = _run_main([root, '--checkpoint', path, '--model-kwargs', 'channels=(8,16,24,32)', '-j', 0,
+                            '--results-file', tmp_path / 'r.json'], capsys)
+    assert rc == 0, err
+    assert 'resnet10t takes no img_size argument: built without it' in err
+    top1, _, loss = _direct_metrics(model, _normalize(pixels), labels)
+    results = json.loads((tmp_path / 'r.json').read_text())
+    assert results['loss'] == pytest.approx(loss, rel=1e-4) and results['top1'] == pytest.approx(top1, abs=1e-3)
