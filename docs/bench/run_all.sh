@@ -72,3 +72,10 @@ python docs/bench/profile_s.py bfloat16 > docs/bench/profile_s_bf16.txt
 python docs/bench/bf16_casts.py > docs/bench/bf16_casts.txt
 # the Fashion-MNIST variants' training step (docs/results.md section 1)
 python docs/bench/xs_train_step.py > docs/bench/xs_train_step.txt
+# session 5: DataLoader worker vs --in-memory on the Fashion-MNIST recipe, 150 steps each (docs/bench/loader_ab.txt;
+# the table there is copied from these runs' log lines)
+for mode in "" "--in-memory"; do for kw in "" "--model-kwargs fused=False embed_dims=[32,128,128,128]"; do
+    python train.py -c configs/dynamixer_xs_convstem_fashion_mnist.yaml $mode $kw --train-num-samples 19200 \
+        --val-num-samples 500 --epochs 1 --output /tmp/runs --experiment ab --log-interval 50 2>&1 | grep "Train: 0 \[150\|Epoch 0"
+    rm -rf /tmp/runs/ab*
+done; done
