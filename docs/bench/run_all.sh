@@ -79,3 +79,5 @@ for mode in "" "--in-memory"; do for kw in "" "--model-kwargs fused=False embed_
         --val-num-samples 500 --epochs 1 --output /tmp/runs --experiment ab --log-interval 50 2>&1 | grep "Train: 0 \[150\|Epoch 0"
     rm -rf /tmp/runs/ab*
 done; done
+# session 5: where the Fashion-MNIST model's training step spends its time (parts switched off, CNN peer beside)
+python docs/bench/xs_cost_breakdown.py > docs/bench/xs_cost_breakdown.txt
