@@ -567,8 +567,9 @@ class InMemoryLoader:
         if re_mode not in ('pixel', 'rand', 'const'):
             raise ValueError(f"re_mode must be 'pixel', 'rand' or 'const', got {re_mode!r}")
         self.dataset, self.batch_size, self.device = dataset, batch_size, torch.device(device)
-        self.images = _decode_all(dataset, img_size).to(self.device)  # (N, C, H, W) uint8
-        self.targets = torch.as_tensor(_all_targets(dataset), dtype=torch.int64, device=self.device)
+        images, targets = _decode_all(dataset, img_size)
+        self.images = images.to(self.device)  # (N, C, H, W) uint8
+        self.targets = torch.as_tensor(targets, dtype=torch.int64, device=self.device)
         C = self.images.shape[1]
         if len(mean) != C or len(std) != C:
             raise ValueError(f'mean / std have {len(mean)} / {len(std)} values for {C}-channel images')
@@ -654,19 +655,17 @@ class InMemoryLoader:
         return torch.where(box, fill, x)
 
 
-def _all_targets(dataset: data.Dataset) -> List[int]:
+def _decode_all(dataset: data.Dataset, img_size: int) -> Tuple[torch.Tensor, List[int]]:
+    """Every image of `dataset` as one (N, C, H, W) uint8 tensor (they must all be img_size x img_size), and the
+    targets (the dataset's `targets`, else collected in the same pass)."""
     targets = getattr(dataset, 'targets', None)
-    if targets is not None:
-        return list(targets)
-    return [int(dataset[i][1]) for i in range(len(dataset))]
-
-
-def _decode_all(dataset: data.Dataset, img_size: int) -> torch.Tensor:
-    """Every image of `dataset` as one (N, C, H, W) uint8 tensor; they must all be img_size x img_size."""
+    targets = list(targets) if targets is not None else None
     if isinstance(dataset, FashionMNIST) and dataset.transform is None and dataset.input_img_mode == 'L':
         images = torch.from_numpy(np.array(dataset.data, dtype=np.uint8)).unsqueeze(1)  # (N, 1, 28, 28), a copy
     else:
-        first = np.asarray(dataset[0][0]) if len(dataset) else np.zeros((img_size, img_size), np.uint8)
+        collected = []
+        sample0 = dataset[0] if len(dataset) else (np.zeros((img_size, img_size), np.uint8), 0)
+        first = np.asarray(sample0[0])
         C = 1 if first.ndim == 2 else first.shape[2]
         nbytes = len(dataset) * C * img_size * img_size
         if nbytes > 8 * 2 ** 30:
@@ -674,7 +673,9 @@ def _decode_all(dataset: data.Dataset, img_size: int) -> torch.Tensor:
                             'datasets (Fashion-MNIST, CIFAR); drop --in-memory for this one')
         images = torch.empty(len(dataset), C, img_size, img_size, dtype=torch.uint8)
         for i in range(len(dataset)):
-            img = np.asarray(dataset[i][0])
+            img, target = dataset[i] if i else sample0
+            img = np.asarray(img)
+            collected.append(int(target))
             if img.dtype != np.uint8:
                 raise DataError(f'--in-memory needs 8-bit images; image {i} is {img.dtype}: drop --in-memory')
             img = img[:, :, None] if img.ndim == 2 else img
@@ -683,7 +684,8 @@ def _decode_all(dataset: data.Dataset, img_size: int) -> torch.Tensor:
                                 f'channel(s); image {i} is {img.shape[1]}x{img.shape[0]} with {img.shape[2]}: '
                                 'resize the dataset, set --img-size, or drop --in-memory')
             images[i].numpy()[...] = img.transpose(2, 0, 1)
+        targets = targets if targets is not None else collected
     if images.shape[-2:] != (img_size, img_size):
         raise DataError(f'--in-memory needs images at the input size {img_size}x{img_size}; these are '
                         f'{images.shape[-1]}x{images.shape[-2]}: set --img-size {images.shape[-1]} or drop --in-memory')
-    return images
+    return images, targets
