@@ -323,6 +323,7 @@ def _create_datasets(args):
 def _create_model(args):
     import timm
     from dynamixer.checkpoint import CheckpointError, load_checkpoint_file, state_dict_from_checkpoint
+    from dynamixer.engine import create_model
 
     if not timm.is_model(args.model):
         dyn = ', '.join(timm.list_models('dynamixer*'))
@@ -345,14 +346,7 @@ def _create_model(args):
         src_classes = head[0].shape[0] if head else None
         kwargs['pretrained_cfg_overlay'] = dict(file=args.pretrained_path, num_classes=src_classes or 1000)
     try:
-        try:
-            model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
-        except TypeError as e:
-            if 'img_size' not in kwargs or "'img_size'" not in str(e):
-                raise
-            kwargs.pop('img_size')  # a CNN: any input size, no img_size argument
-            _logger.info(f'{args.model} takes no img_size argument: built without it (it takes any input size)')
-            model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
+        model = create_model(args.model, pretrained=args.pretrained, **kwargs)  # CNNs: without img_size
     except (ValueError, RuntimeError, TypeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if args.pretrained_path:

@@ -31,6 +31,7 @@ import dynamixer  # noqa: F401  registers dynamixer_* with timm
 from dynamixer.checkpoint import CheckpointError, load_checkpoint_file, load_weights, training_args
 from dynamixer.data import DataError, create_image_dataset, dataset_num_classes, log_skipped_files
 from dynamixer.engine import TrainingError, evaluate
+from dynamixer.engine import create_model as engine_create_model
 
 _logger = logging.getLogger('validate')
 
@@ -85,14 +86,7 @@ def create_model(args: argparse.Namespace) -> nn.Module:
         raise InputError(f'--model {args.model}: unknown model' + (f' (similar: {", ".join(similar)})' if similar else ''))
     kwargs.update(args.model_kwargs or {})
     try:
-        try:
-            return timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
-        except TypeError as e:
-            if 'img_size' not in kwargs or "'img_size'" not in str(e):
-                raise
-            kwargs.pop('img_size')  # a CNN: any input size, no img_size argument
-            _logger.info(f'{args.model} takes no img_size argument: built without it (it takes any input size)')
-            return timm.create_model(args.model, pretrained=args.pretrained, **kwargs)
+        return engine_create_model(args.model, pretrained=args.pretrained, **kwargs)  # CNNs: without img_size
     except (TypeError, ValueError, RuntimeError, OSError) as e:  # unknown kwarg, bad size, weights not downloadable
         flags = ' '.join(f'--{k.replace("_", "-")} {v}' for k, v in kwargs.items())
         raise InputError(f'cannot create {args.model} {flags}'.rstrip() + f': {str(e).splitlines()[0]}') from None

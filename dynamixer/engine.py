@@ -1,10 +1,11 @@
-"""The training and evaluation loops: `train_one_epoch` and `evaluate`.
+"""The training and evaluation loops, `train_one_epoch` and `evaluate`, and the model factory both scripts share.
 
 No argparse here: `train.py` builds everything with timm factories and passes it in. What the loops do
 beyond a plain step: AMP through `torch.autocast` (a GradScaler only for float16 on CUDA), gradient
 clipping (timm's `dispatch_clip_grad`), gradient accumulation, mixup/cutmix (a timm `Mixup`), EMA
 updates (timm's `ModelEmaV3`), per-interval log lines (loss, lr, img/s, ETA), a stop with a helpful
 message on a NaN/Inf loss or a CUDA out-of-memory error, and a recovery hook every N optimizer steps.
+`create_model` is `timm.create_model` that also builds models without an `img_size` argument (CNNs).
 """
 import contextlib
 import logging
@@ -12,13 +13,32 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Optional
 
+import timm
 import torch
 import torch.distributed as dist
 from timm.utils import accuracy, dispatch_clip_grad
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ['TrainingError', 'NonFiniteLossError', 'DeviceOutOfMemoryError', 'train_one_epoch', 'evaluate']
+__all__ = ['TrainingError', 'NonFiniteLossError', 'DeviceOutOfMemoryError', 'create_model', 'train_one_epoch',
+           'evaluate']
+
+
+def create_model(model_name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
+    """`timm.create_model(model_name, pretrained, **kwargs)`; a model that takes no `img_size` is built without it.
+
+    The scripts pass `img_size` to every model (DynaMixer, MLP-Mixer and ResMLP need it at 28 px); timm's CNNs
+    take any input size and reject the argument with a TypeError naming it. That one error is retried without
+    `img_size` (logged); every other error propagates.
+    """
+    try:
+        return timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    except TypeError as e:
+        if 'img_size' not in kwargs or "'img_size'" not in str(e):
+            raise
+    kwargs = {k: v for k, v in kwargs.items() if k != 'img_size'}
+    _logger.info(f'{model_name} takes no img_size argument: built without it (it takes any input size)')
+    return timm.create_model(model_name, pretrained=pretrained, **kwargs)
 
 
 class TrainingError(RuntimeError):

@@ -94,16 +94,15 @@ class DynaMixerOp(nn.Module):
         N, L, C = x.shape
         G, d = self.num_heads, self.reduced_dim
         if self.static_logits is not None:
-            logits = self.static_logits.unsqueeze(0).expand(N, G, L, L)
+            return self.static_logits.softmax(dim=1).unsqueeze(0).expand(N, G, L, L)  # one softmax for all samples
+        assert self.compress is not None and self.generate is not None
+        w = self.compress(x).reshape(N, L, G, d)  # (N, L, G, d)
+        if self.dense:
+            # dense: target j's logits over the sources come from token j only
+            logits = self.generate(w).permute(0, 2, 3, 1)  # (N, L_j, G, L_i) -> (N, G, L_i, L_j)
         else:
-            assert self.compress is not None and self.generate is not None
-            w = self.compress(x).reshape(N, L, G, d)  # (N, L, G, d)
-            if self.dense:
-                # dense: target j's logits over the sources come from token j only
-                logits = self.generate(w).permute(0, 2, 3, 1)  # (N, L_j, G, L_i) -> (N, G, L_i, L_j)
-            else:
-                w = w.transpose(1, 2).reshape(N, G, L * d)  # token-major per head: t0's d values, t1's, ...
-                logits = self.generate(w).reshape(N, G, L, L)  # (N, G, L_i, L_j)
+            w = w.transpose(1, 2).reshape(N, G, L * d)  # token-major per head: t0's d values, t1's, ...
+            logits = self.generate(w).reshape(N, G, L, L)  # (N, G, L_i, L_j)
         return logits.softmax(dim=2)  # over the sources i
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,17 +197,23 @@ class DynaMixerBlock(nn.Module):
 
     def combine(self, branches: List[torch.Tensor]) -> torch.Tensor:
         """Branch outputs (each (B, H, W, C)) -> their reweighted (or plain) sum (B, H, W, C)."""
-        total = branches[0]
-        for b in branches[1:]:
-            total = total + b
         if self.reweight is None:
+            total = branches[0]
+            for b in branches[1:]:
+                total = total + b
             return total
-        B, C = total.shape[0], total.shape[-1]
-        a = self.reweight(total.mean(dim=(1, 2)))  # (B, C) -> (B, n*C)
+        B, C = branches[0].shape[0], branches[0].shape[-1]
+        # mean(h + w + c) as the sum of the branch means: no full-size sums of the branches
+        mean = branches[0].mean(dim=(1, 2))
+        for b in branches[1:]:
+            mean = mean + b.mean(dim=(1, 2))
+        a = self.reweight(mean)  # (B, C) -> (B, n*C)
         a = a.reshape(B, C, self.num_branches).softmax(dim=2)  # channel-major: channel 0's n values first
-        out = branches[0] * a[:, None, None, :, 0]
+        # (n, B, C), contiguous: a broadcast multiply with a channel-strided scale runs a slow elementwise loop
+        a = a.permute(2, 0, 1).contiguous()
+        out = branches[0] * a[0, :, None, None, :]
         for k in range(1, self.num_branches):
-            out = out + branches[k] * a[:, None, None, :, k]
+            out = out + branches[k] * a[k, :, None, None, :]
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -837,10 +842,16 @@ default_cfgs = generate_default_cfgs({
         file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_convstem_fmnist.safetensors'),
         num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,),
         first_conv='stem.conv1.conv'),
+    'dynamixer_xs_convstem_sum.fmnist': _cfg(
+        file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_convstem_sum_fmnist.safetensors'),
+        num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,),
+        first_conv='stem.conv1.conv'),
     # '.*' keeps the untrained 3 x 32 x 32 cfg the default (timm otherwise defaults to the tag with weights);
     # it must come after the tag with weights to win
     'dynamixer_xs.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0),
     'dynamixer_xs_convstem.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0, first_conv='stem.conv1.conv'),
+    'dynamixer_xs_convstem_sum.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0,
+                                        first_conv='stem.conv1.conv'),
 })
 
 
@@ -891,3 +902,16 @@ def dynamixer_xs_convstem(pretrained: bool = False, **kwargs) -> DynaMixer:
     args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
                 num_heads=(2, 4, 4, 4), reduced_dim=2, stem='conv')
     return _create_dynamixer('dynamixer_xs_convstem', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def dynamixer_xs_convstem_sum(pretrained: bool = False, **kwargs) -> DynaMixer:
+    """dynamixer_xs_convstem with the branches summed (`reweight=False`): 0.64M params, 37 MMACs at 28 px.
+
+    No reweighting MLP, so 18% less time per bf16 training step on a 2-core CPU, where the Fashion-MNIST budget is
+    time: in the hour it trains 20 epochs instead of 17, and reaches 92.69 top-1 against the reweighted model's
+    91.95 (docs/results.md). With reweighting off the row, column and channel branches are simply added.
+    """
+    args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
+                num_heads=(2, 4, 4, 4), reduced_dim=2, stem='conv', reweight=False)
+    return _create_dynamixer('dynamixer_xs_convstem_sum', pretrained, **dict(args, **kwargs))

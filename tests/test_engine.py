@@ -8,7 +8,8 @@ from timm.loss import SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 
 from dynamixer.checkpoint import get_rng_state
-from dynamixer.engine import DeviceOutOfMemoryError, NonFiniteLossError, evaluate, train_one_epoch
+import dynamixer  # noqa: F401  registers dynamixer_* with timm
+from dynamixer.engine import DeviceOutOfMemoryError, NonFiniteLossError, create_model, evaluate, train_one_epoch
 
 CPU = torch.device('cpu')
 
@@ -140,3 +141,23 @@ def test_log_line_has_loss_lr_throughput_and_eta(caplog):
     assert len(lines) == 2
     for line in lines:
         assert 'Loss:' in line and 'LR: 1.000e-01' in line and 'img/s' in line and 'ETA:' in line
+
+
+def test_create_model_passes_img_size_to_models_that_take_it():
+    model = create_model('dynamixer_xs', img_size=28, in_chans=1, num_classes=10)
+    assert model.stages[1].layers[0].token_mixer.grid_size == (7, 7)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_create_model_builds_a_cnn_without_img_size_and_says_so(caplog):
+    with caplog.at_level(logging.INFO, logger='dynamixer.engine'):
+        model = create_model('resnet10t', img_size=28, in_chans=1, num_classes=10, channels=(8, 16, 24, 32))
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert 'resnet10t takes no img_size argument: built without it' in caplog.text
+
+
+def test_create_model_does_not_hide_other_bad_arguments():
+    with pytest.raises(TypeError, match='no_such_option'):
+        create_model('resnet10t', img_size=28, no_such_option=1)
+    with pytest.raises(TypeError, match='no_such_option'):
+        create_model('dynamixer_xs', img_size=28, no_such_option=1)

@@ -194,6 +194,24 @@ def test_conv_stem_adds_local_features_before_the_patch_conv():
     assert timm.models.get_pretrained_cfg('dynamixer_xs_convstem').first_conv == 'stem.conv1.conv'
 
 
+def test_summed_variant_is_the_conv_stem_model_without_reweighting():
+    torch.manual_seed(0)
+    summed = timm.create_model('dynamixer_xs_convstem_sum', img_size=28, in_chans=1, num_classes=10)
+    torch.manual_seed(0)
+    conv_norw = timm.create_model('dynamixer_xs_convstem', img_size=28, in_chans=1, num_classes=10, reweight=False)
+    conv = timm.create_model('dynamixer_xs_convstem', img_size=28, in_chans=1, num_classes=10)
+    blocks = [m for m in summed.modules() if isinstance(m, DynaMixerBlock)]
+    assert len(blocks) == 8 and all(b.reweight is None for b in blocks)
+    # the same network and initialisation as dynamixer_xs_convstem(reweight=False): its checkpoints load strictly
+    assert summed.state_dict().keys() == conv_norw.state_dict().keys()
+    assert all(torch.equal(v, conv_norw.state_dict()[k]) for k, v in summed.state_dict().items())
+    reweight_params = sum(p.numel() for n, p in conv.named_parameters() if '.reweight.' in n)
+    assert sum(p.numel() for p in conv.parameters()) - sum(p.numel() for p in summed.parameters()) == reweight_params
+    assert round(sum(p.numel() for p in summed.parameters()) / 1e6, 2) == 0.64
+    assert round(_macs(summed, (1, 28, 28)) * 1e3, 1) == 36.2  # MMACs without LayerNorm (36.7 with it: "37")
+    assert timm.models.get_pretrained_cfg('dynamixer_xs_convstem_sum').input_size == (3, 32, 32)
+
+
 def test_unknown_stem_raises():
     with pytest.raises(ValueError, match="stem must be 'patch'"):
         timm.create_model('dynamixer_xs', stem='convs')

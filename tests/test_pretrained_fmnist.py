@@ -15,6 +15,7 @@ FMNIST = '/usr/share/datasets/fashion-mnist'
 # (FashionMNIST(split='test', num_samples=1000)), recorded when the weights were exported
 RECORDED_TOP1_1000 = {
     'dynamixer_xs.fmnist': 91.90,  # runs/xs_fmnist_16ep last (epoch 15 of 16); full 10k test set: 91.46
+    'dynamixer_xs_convstem_sum.fmnist': 94.60,  # runs/xsc_norw_fmnist_20ep last (epoch 19 of 20); full 10k test set: 92.69 (bf16 eval in training and validate.py, fp32)
     'dynamixer_xs_convstem.fmnist': 93.20,  # runs/xsc_fmnist_17ep last (epoch 16 of 17); full 10k test set: 91.95 (bf16 eval in training), 91.98 (validate.py, fp32)
 }
 

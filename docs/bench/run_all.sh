@@ -81,3 +81,5 @@ for mode in "" "--in-memory"; do for kw in "" "--model-kwargs fused=False embed_
 done; done
 # session 5: where the Fashion-MNIST model's training step spends its time (parts switched off, CNN peer beside)
 python docs/bench/xs_cost_breakdown.py > docs/bench/xs_cost_breakdown.txt
+# session 6: the reweighted plain path before / after the contiguous branch scales in DynaMixerBlock.combine
+python docs/bench/plain_path_ab.py > docs/bench/plain_path_ab.txt
