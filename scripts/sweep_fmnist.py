@@ -81,7 +81,21 @@ RECIPE_CHOICES = {
     'dynamixer_xs_convstem': PEERS['dynamixer_xs_convstem'],
     'convstem_bf16': ('dynamixer_xs_convstem', {}, ['--amp', '--amp-dtype', 'bfloat16']),
 }
-GROUPS = {'peers': PEERS, 'ablations': ABLATIONS, 'recipe': RECIPE_CHOICES}
+# hyperparameters of the shipped 60-minute recipe (run with --recipe configs/dynamixer_xs_convstem_sum_fashion_mnist.yaml
+# --budget long): which way lr, batch size and regularisation should move, at the 120k-image budget
+TUNING = {
+    'tune_base': ('dynamixer_xs_convstem_sum', {}, []),
+    'tune_lr4e-3': ('dynamixer_xs_convstem_sum', {}, ['--lr', '4e-3']),
+    'tune_noreg': ('dynamixer_xs_convstem_sum', {}, ['--smoothing', '0', '--reprob', '0']),
+    'tune_lr4e-3_noreg': ('dynamixer_xs_convstem_sum', {}, ['--lr', '4e-3', '--smoothing', '0', '--reprob', '0']),
+    'tune_b64': ('dynamixer_xs_convstem_sum', {}, ['-b', '64']),
+    'tune_b256_lr4e-3': ('dynamixer_xs_convstem_sum', {}, ['-b', '256', '--lr', '4e-3']),
+    'tune_lr6e-3': ('dynamixer_xs_convstem_sum', {}, ['--lr', '6e-3']),
+    'tune_lr8e-3': ('dynamixer_xs_convstem_sum', {}, ['--lr', '8e-3']),
+    'tune_b256_lr8e-3': ('dynamixer_xs_convstem_sum', {}, ['-b', '256', '--lr', '8e-3']),
+    'tune_b256_lr6e-3': ('dynamixer_xs_convstem_sum', {}, ['-b', '256', '--lr', '6e-3']),
+}
+GROUPS = {'peers': PEERS, 'ablations': ABLATIONS, 'recipe': RECIPE_CHOICES, 'tuning': TUNING}
 
 # row labels of `table`, with the paper's ImageNet-1k top-1 of DynaMixer-S for the ablations (its tables 4-8)
 LABELS = {
@@ -135,13 +149,13 @@ def train_in_process(model_kwargs, train_args):
     runpy.run_path(os.path.join(ROOT, 'train.py'), run_name='__main__')
 
 
-def run_one(name, spec, seed, out_dir, budget):
+def run_one(name, spec, seed, out_dir, budget, recipe=RECIPE):
     model, kwargs, extra = spec
     exp = f'{name}-s{seed}'
     if os.path.exists(os.path.join(out_dir, exp, 'run.json')):
         print(f'skip {exp}: done', flush=True)
         return
-    train_args = ['-c', RECIPE, '--model', model, '--seed', str(seed), '--output', out_dir, '--experiment', exp,
+    train_args = ['-c', recipe, '--model', model, '--seed', str(seed), '--output', out_dir, '--experiment', exp,
                   '--resume', 'auto'] + budget + extra
     cmd = [sys.executable, os.path.relpath(__file__, ROOT), 'train', '--model-kwargs', json.dumps(kwargs), '--'] + train_args
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
@@ -295,6 +309,8 @@ def main():
     r.add_argument('--budget', default='short', choices=sorted(BUDGETS),
                    help='short: 18k images, 2000 test images; long: 120k images, the full 10k test set')
     r.add_argument('--output', default=None, help='default: runs/sweep (short), runs/sweep_long (long)')
+    r.add_argument('--recipe', default=RECIPE, help=f'train.py config the budget and run arguments apply to '
+                                                     f'(default: {RECIPE})')
     tr = sub.add_parser('transfer', help='fine-tune a 28-px checkpoint at another size, two generator inits')
     tr.add_argument('source', help='train.py checkpoint of dynamixer_xs at 28 px')
     tr.add_argument('--img-size', type=int, default=32)
@@ -324,7 +340,7 @@ def main():
                 runs = GROUPS[group]
                 for name in args.only or list(runs):
                     if name in runs:
-                        run_one(name, runs[name], seed, out, BUDGETS[args.budget])
+                        run_one(name, runs[name], seed, out, BUDGETS[args.budget], args.recipe)
     elif args.cmd == 'transfer':
         paths = transfer_checkpoints(args.source, args.img_size, os.path.join(args.output, 'transfer_start'))
         scores = {'source_at_28': zero_shot(paths['resampled'], 28)}

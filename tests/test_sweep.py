@@ -79,3 +79,22 @@ def test_export_writes_the_weights_of_a_tag_that_load_back_through_timm(tmp_path
     loaded = timm.create_model('dynamixer_xs_convstem.fmnist', pretrained=True, pretrained_cfg_overlay=dict(file=str(out)))
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_run_trains_the_given_recipe_with_the_entrys_arguments_last(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep_fmnist.subprocess, 'call', lambda cmd, **kw: calls.append(cmd) or 0)
+    recipe = os.path.join('configs', 'dynamixer_xs_convstem_sum_fashion_mnist.yaml')
+    sweep_fmnist.run_one('tune_lr4e-3', sweep_fmnist.TUNING['tune_lr4e-3'], 1, str(tmp_path),
+                         sweep_fmnist.BUDGETS['long'], recipe)
+    (cmd,) = calls
+    train_args = cmd[cmd.index('--') + 1:]
+    assert train_args[:4] == ['-c', recipe, '--model', 'dynamixer_xs_convstem_sum']
+    assert train_args[-2:] == ['--lr', '4e-3']  # after the budget's flags, so the entry's values win
+    assert train_args[train_args.index('--epochs') + 1] == '2' and train_args[train_args.index('--seed') + 1] == '1'
+    info = json.loads((tmp_path / 'tune_lr4e-3-s1' / 'run.json').read_text())
+    assert info['rc'] == 0 and recipe in info['command']
+    # a finished run is not run again
+    sweep_fmnist.run_one('tune_lr4e-3', sweep_fmnist.TUNING['tune_lr4e-3'], 1, str(tmp_path),
+                         sweep_fmnist.BUDGETS['long'], recipe)
+    assert len(calls) == 1
