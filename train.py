@@ -116,6 +116,9 @@ group = parser.add_argument_group('Optimizer parameters')
 group.add_argument('--opt', default='sgd', type=str, metavar='OPTIMIZER', help='optimizer (default: sgd)')
 group.add_argument('--opt-eps', default=None, type=float, metavar='EPSILON', help='optimizer epsilon')
 group.add_argument('--opt-betas', default=None, type=float, nargs='+', metavar='BETA', help='optimizer betas')
+group.add_argument('--opt-kwargs', nargs='*', default={}, action=ParseKwargs, metavar='KEY=VALUE',
+                   help="extra optimizer constructor arguments, e.g. fused=True (one kernel per step for AdamW on the "
+                        "CPU and CUDA; timm's flag)")
 group.add_argument('--momentum', type=float, default=0.9, metavar='M', help='optimizer momentum (default: 0.9)')
 group.add_argument('--weight-decay', type=float, default=2e-5, help='weight decay (default: 2e-5)')
 group.add_argument('--clip-grad', type=float, default=None, metavar='NORM', help='clip gradients (default: off)')
@@ -505,7 +508,12 @@ def main(argv=None):
         _logger.info('Data config: ' + ', '.join(f'{k} {v}' for k, v in data_config.items()))
 
     model.to(device)
-    optimizer = create_optimizer_v2(model, **optimizer_kwargs(cfg=args))
+    try:
+        optimizer = create_optimizer_v2(model, **dict(optimizer_kwargs(cfg=args), **args.opt_kwargs))
+    except (TypeError, RuntimeError, ValueError) as e:
+        if not args.opt_kwargs:
+            raise
+        raise ConfigError(f'--opt-kwargs {args.opt_kwargs} not accepted by --opt {args.opt}: {e}') from None
     amp_dtype, loss_scaler = _amp_setup(args, device)
     model_ema = None
     if args.model_ema:

@@ -316,6 +316,16 @@ def test_model_kwargs_reach_the_model_and_a_typo_is_one_clear_error(tmp_path, im
     _assert_clean_error(bad, 'genrator')
 
 
+def test_opt_kwargs_reach_the_optimizer_and_a_typo_is_one_clear_error(tmp_path, image_folder, capsys):
+    result = run_train([image_folder] + QUICK + ['--epochs', '1', '--output', tmp_path, '--experiment', 'fused',
+                                                 '--opt-kwargs', 'fused=True'])
+    assert result.returncode == 0, result.stderr[-2000:]
+    groups = load_checkpoint_file(tmp_path / 'fused' / 'last.pth.tar')['optimizer']['param_groups']
+    assert [g['fused'] for g in groups] == [True, True]  # with and without weight decay
+    bad = run_in_process([image_folder] + QUICK + ['--output', tmp_path, '--opt-kwargs', 'fusd=True'], capsys)
+    _assert_clean_error(bad, '--opt-kwargs', 'fusd', '--opt adamw')
+
+
 @pytest.mark.slow
 def test_torchcompile_compiles_each_dynamixer_layer_and_trains(tmp_path, image_folder):
     result = run_train([image_folder] + QUICK + ['--epochs', '1', '--torchcompile', 'aot_eager', '--output', tmp_path,
