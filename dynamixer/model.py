@@ -304,6 +304,33 @@ class ConvStem(nn.Module):
         return x.permute(0, 2, 3, 1).contiguous()  # see PatchEmbed
 
 
+class StridedConvStem(nn.Module):
+    """Small-image stem after Xiao et al. (2021): stride-2 3x3 conv-BN-GELU, one per factor 2 of the patch size,
+    then a 1x1 conv to the token width, -> (B, H/p, W/p, C) tokens.
+
+    With patch size 4 (two stride-2 convs, widths C/4 and C/2) a 28 px image reaches 7x7 tokens at once, so every
+    DynaMixer layer runs on the 7x7 grid: no layers at 14x14 and no convs at full resolution (`stem='conv'`).
+    """
+
+    def __init__(self, in_chans: int, dim: int, patch_size: int, device=None, dtype=None):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        steps = patch_size.bit_length() - 1
+        if patch_size < 2 or patch_size != 1 << steps:
+            raise ValueError(f"stem='conv_s2' needs a patch size that is a power of 2 (2, 4, 8), got {patch_size}")
+        widths = [max(dim >> (steps - i), 8) for i in range(steps)]  # C/2^steps ... C/2
+        convs, c = [], in_chans
+        for w in widths:
+            convs.append(ConvNormAct(c, w, 3, stride=2, act_layer=nn.GELU, **dd))
+            c = w
+        self.convs = nn.Sequential(*convs)
+        self.proj = nn.Conv2d(c, dim, kernel_size=1, **dd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(self.convs(x))  # (B, in_chans, H, W) -> (B, C, H/p, W/p)
+        return x.permute(0, 2, 3, 1).contiguous()  # see PatchEmbed
+
+
 class Downsample(nn.Module):
     """Patch merging between resolutions: Conv2d(kernel = stride = patch_size) on (B, H, W, C) tokens."""
 
@@ -411,7 +438,8 @@ class DynaMixer(nn.Module):
         share_op: One DynaMixer op for rows and columns.
         fused: Run the fused fast path of the token mixer (same outputs as the plain modules).
         stem: 'patch' (the paper: one Conv2d with kernel = stride = patch size) or 'conv' (two 3x3 conv-BN-GELU
-            at full resolution before the patch conv; for small images, see ConvStem).
+            at full resolution before the patch conv; for small images, see ConvStem) or 'conv_s2' (stride-2 3x3
+            conv-BN-GELU instead of the patch conv, see StridedConvStem).
         drop_rate: Dropout before the classifier.
         proj_drop_rate: Dropout after projections inside layers.
         drop_path_rate: Stochastic depth of the last layer; rises linearly from 0 over all layers.
@@ -463,9 +491,11 @@ class DynaMixer(nn.Module):
             reduced_dim=reduced_dim, generator=generator, column_mixing=column_mixing, row_mixing=row_mixing,
             channel_mixing=channel_mixing, reweight=reweight, share_op=share_op, fused=fused)
 
-        if stem not in ('patch', 'conv'):
-            raise ValueError(f"stem must be 'patch' (the paper's patch conv) or 'conv' (3x3 convs first), got {stem!r}")
-        self.stem = (PatchEmbed if stem == 'patch' else ConvStem)(in_chans, embed_dims[0], patch_sizes[0], **dd)
+        stems = {'patch': PatchEmbed, 'conv': ConvStem, 'conv_s2': StridedConvStem}
+        if stem not in stems:
+            raise ValueError(f"stem must be 'patch' (the paper's patch conv), 'conv' (3x3 convs first) or 'conv_s2' "
+                             f"(stride-2 3x3 convs), got {stem!r}")
+        self.stem = stems[stem](in_chans, embed_dims[0], patch_sizes[0], **dd)
         dpr = [r.tolist() for r in torch.linspace(0, drop_path_rate, sum(depths), device='cpu').split(depths)]
         grids = self.grid_sizes(self.img_size, self.patch_sizes)
         stages, self.feature_info, in_dim, reduction = [], [], embed_dims[0], 1
@@ -810,7 +840,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: DynaMixer) 
 # ---------------------------------------------------------------------------------------------------------
 
 def _create_dynamixer(variant: str, pretrained: bool = False, **kwargs) -> DynaMixer:
-    out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
+    out_indices = kwargs.pop('out_indices', tuple(range(len(kwargs.get('depths', (4, 3, 8, 3))))))  # every stage
     return build_model_with_cfg(
         DynaMixer, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
@@ -852,6 +882,8 @@ default_cfgs = generate_default_cfgs({
     'dynamixer_xs_convstem.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0, first_conv='stem.conv1.conv'),
     'dynamixer_xs_convstem_sum.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0,
                                         first_conv='stem.conv1.conv'),
+    'dynamixer_xs_s2stem_sum.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0,
+                                      first_conv='stem.convs.0.conv'),
 })
 
 
@@ -915,3 +947,19 @@ def dynamixer_xs_convstem_sum(pretrained: bool = False, **kwargs) -> DynaMixer:
     args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
                 num_heads=(2, 4, 4, 4), reduced_dim=2, stem='conv', reweight=False)
     return _create_dynamixer('dynamixer_xs_convstem_sum', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def dynamixer_xs_s2stem_sum(pretrained: bool = False, **kwargs) -> DynaMixer:
+    """DynaMixer-XS at one resolution: a stride-2 conv stem (`stem='conv_s2'`) and 7 layers of width 96 on the 7x7
+    grid (8x8 at 32 px), branches summed: 0.69M params, 34 MMACs at 28 px.
+
+    dynamixer_xs_convstem_sum without its two layers at 14x14 and its full-resolution convs: two stride-2 3x3
+    conv-BN-GELU (24, 48 channels) take a 28 px image to 7x7 tokens, and a seventh 7x7 layer keeps the size. The
+    layers are grouped 1-2-2-2 in four stages of one grid, so that features_only gives four levels like the other
+    variants. 1.33x its training speed on a 2-core CPU, and 0.96 behind it on Fashion-MNIST in the hour
+    (docs/results.md section 1g).
+    """
+    args = dict(depths=(1, 2, 2, 2), patch_sizes=(4, 1, 1, 1), embed_dims=(96, 96, 96, 96), num_heads=(4, 4, 4, 4),
+                reduced_dim=2, stem='conv_s2', reweight=False)
+    return _create_dynamixer('dynamixer_xs_s2stem_sum', pretrained, **dict(args, **kwargs))

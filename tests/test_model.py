@@ -8,7 +8,7 @@ import timm
 import torch
 
 import dynamixer
-from dynamixer.model import DynaMixer, DynaMixerBlock, DynaMixerOp, checkpoint_filter_fn
+from dynamixer.model import DynaMixer, DynaMixerBlock, DynaMixerOp, Downsample, checkpoint_filter_fn
 from reference_dynamixer import LAYOUTS, RefDynaMixer, randomize_
 
 
@@ -210,6 +210,38 @@ def test_summed_variant_is_the_conv_stem_model_without_reweighting():
     assert round(sum(p.numel() for p in summed.parameters()) / 1e6, 2) == 0.64
     assert round(_macs(summed, (1, 28, 28)) * 1e3, 1) == 36.2  # MMACs without LayerNorm (36.7 with it: "37")
     assert timm.models.get_pretrained_cfg('dynamixer_xs_convstem_sum').input_size == (3, 32, 32)
+
+
+def test_strided_conv_stem_reaches_the_7x7_grid_with_stride_2_convs():
+    model = timm.create_model('dynamixer_xs_s2stem_sum', img_size=28, in_chans=1, num_classes=10)
+    # two stride-2 3x3 conv-BN-GELU (1 -> 24 -> 48 channels), a 1x1 conv to 96: 28x28 -> 14x14 -> 7x7 tokens
+    convs = [m.conv for m in model.stem.convs]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (1, 24, (3, 3), (2, 2)), (24, 48, (3, 3), (2, 2))]
+    assert model.stem.proj.weight.shape == (96, 48, 1, 1)
+    assert model.stem(torch.randn(2, 1, 28, 28)).shape == (2, 7, 7, 96)
+    blocks = [m for m in model.modules() if isinstance(m, DynaMixerBlock)]
+    assert len(blocks) == 7 and {b.grid_size for b in blocks} == {(7, 7)} and all(b.reweight is None for b in blocks)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 0.69
+    assert round(_macs(model, (1, 28, 28)) * 1e3, 1) == 33.7  # MMACs without LayerNorm: "34"
+    # a token sees 7x7 pixels through the two strided convs (3 + 2 * 2), beyond its own 4x4 patch (12-15)
+    x = torch.randn(1, 1, 28, 28, requires_grad=True)
+    model.eval().stem(x)[0, 3, 3].sum().backward()
+    rows, cols = x.grad[0, 0].abs().sum(1).nonzero().flatten(), x.grad[0, 0].abs().sum(0).nonzero().flatten()
+    assert (rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()) == (9, 15, 9, 15)
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert timm.create_model('dynamixer_xs_s2stem_sum', img_size=32, in_chans=3).stem(
+        torch.randn(1, 3, 32, 32)).shape == (1, 8, 8, 96)
+    # four stages of one grid (1-2-2-2 layers, no patch merges): features_only gives four 7x7 levels
+    assert not any(isinstance(m, Downsample) for m in model.modules())
+    feats = timm.create_model('dynamixer_xs_s2stem_sum', img_size=28, in_chans=1, features_only=True)
+    assert [f.shape for f in feats(torch.randn(2, 1, 28, 28))] == [(2, 96, 7, 7)] * 4
+    assert timm.models.get_pretrained_cfg('dynamixer_xs_s2stem_sum').first_conv == 'stem.convs.0.conv'
+
+
+def test_strided_conv_stem_needs_a_power_of_2_patch():
+    with pytest.raises(ValueError, match="stem='conv_s2' needs a patch size that is a power of 2"):
+        timm.create_model('dynamixer_xs_s2stem_sum', patch_sizes=(3, 1, 1, 1))
 
 
 def test_unknown_stem_raises():

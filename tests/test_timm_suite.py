@@ -23,10 +23,10 @@ import dynamixer  # noqa: F401  (registers the models)
 
 # every check runs on every model; the default run keeps the expensive ones (scripting, fx, pruning) to
 # dynamixer_xs and leaves the 224 px models to `pytest -m slow`
-MODELS = ['dynamixer_xs', 'dynamixer_xs_convstem', 'dynamixer_s'] + [
+MODELS = ['dynamixer_xs', 'dynamixer_xs_convstem', 'dynamixer_xs_s2stem_sum', 'dynamixer_s'] + [
     pytest.param(n, marks=pytest.mark.slow) for n in ('dynamixer_xs_convstem_sum', 'dynamixer_m', 'dynamixer_l')]
 HEAVY = ['dynamixer_xs', 'dynamixer_xs_convstem'] + [
-    pytest.param(n, marks=pytest.mark.slow) for n in ('dynamixer_xs_convstem_sum', 'dynamixer_s', 'dynamixer_m', 'dynamixer_l')]
+    pytest.param(n, marks=pytest.mark.slow) for n in ('dynamixer_xs_convstem_sum', 'dynamixer_xs_s2stem_sum', 'dynamixer_s', 'dynamixer_m', 'dynamixer_l')]
 
 
 def _find_suite() -> Path:
