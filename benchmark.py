@@ -234,7 +234,7 @@ class Bench:
             self.model = timm.create_model(self.name, **kw)
         cfg = self.model.pretrained_cfg
         size = args.img_size or cfg['input_size'][-1]
-        self.input_size = (cfg['input_size'][0], size, size)
+        self.input_size = (kw.get('in_chans', cfg['input_size'][0]), size, size)  # in_chans=1: grey inputs
         self.num_classes = self.model.num_classes
         self.param_count = sum(p.numel() for p in self.model.parameters())
         self.amp = torch.autocast(self.device.type, dtype=getattr(torch, amp_dtype)) if amp_dtype != 'fp32' else nullcontext()

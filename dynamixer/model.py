@@ -840,7 +840,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: DynaMixer) 
 # ---------------------------------------------------------------------------------------------------------
 
 def _create_dynamixer(variant: str, pretrained: bool = False, **kwargs) -> DynaMixer:
-    out_indices = kwargs.pop('out_indices', tuple(range(len(kwargs.get('depths', (4, 3, 8, 3))))))  # every stage
+    out_indices = kwargs.pop('out_indices', tuple(range(len(kwargs['depths']))))  # every stage (entrypoints set depths)
     return build_model_with_cfg(
         DynaMixer, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
@@ -957,7 +957,7 @@ def dynamixer_xs_s2stem_sum(pretrained: bool = False, **kwargs) -> DynaMixer:
     dynamixer_xs_convstem_sum without its two layers at 14x14 and its full-resolution convs: two stride-2 3x3
     conv-BN-GELU (24, 48 channels) take a 28 px image to 7x7 tokens, and a seventh 7x7 layer keeps the size. The
     layers are grouped 1-2-2-2 in four stages of one grid, so that features_only gives four levels like the other
-    variants. 1.33x its training speed on a 2-core CPU, and 0.96 behind it on Fashion-MNIST in the hour
+    variants. 1.27x its training speed on a 2-core CPU, and 0.96 behind it on Fashion-MNIST in the hour
     (docs/results.md section 1g).
     """
     args = dict(depths=(1, 2, 2, 2), patch_sizes=(4, 1, 1, 1), embed_dims=(96, 96, 96, 96), num_heads=(4, 4, 4, 4),

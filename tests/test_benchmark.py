@@ -62,6 +62,16 @@ def test_benchmark_runs_tiny_models_side_by_side_and_writes_results(tmp_path):
     assert len(fused['infer_rounds_samples_per_sec'].split()) == 2
 
 
+def test_in_chans_sets_the_benchmark_input_channels():
+    # the pretrained cfg says 3 channels; a grey model (Fashion-MNIST recipe) must get 1-channel inputs
+    results = benchmark.main([
+        '--model', 'dynamixer_xs_s2stem_sum', '--model-kwargs', 'in_chans=1', 'num_classes=10', '--img-size', '28',
+        '--bench', 'train', '-b', '2', '--device', 'cpu', '--num-warm-iter', '1', '--num-bench-iter', '1',
+        '--rounds', '1', '--no-proxies'])
+    assert results[0]['img_size'] == 28 and results[0]['train_samples_per_sec'] > 0
+    assert results[0]['gmacs'] == 0.03  # fvcore on a (1, 1, 28, 28) input: 34 MMACs, rounded to 2 places
+
+
 def test_reference_formulation_entry_reproduces_the_issues_proxy_counts():
     # `reference:dynamixer_s` is the authors' formulation (tests/reference_dynamixer.py); issue 4 measured the
     # reference code at 6,311 aten ops, 664 copies and 226.7 MiB/img (parameters included, batch 2)
