@@ -98,3 +98,21 @@ def test_run_trains_the_given_recipe_with_the_entrys_arguments_last(tmp_path, mo
     sweep_fmnist.run_one('tune_lr4e-3', sweep_fmnist.TUNING['tune_lr4e-3'], 1, str(tmp_path),
                          sweep_fmnist.BUDGETS['long'], recipe)
     assert len(calls) == 1
+
+
+def test_hour_runs_train_the_shipped_recipe_on_the_full_sets_with_two_threads(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep_fmnist.subprocess, 'call', lambda cmd, **kw: calls.append((cmd, kw['env'])) or 0)
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    monkeypatch.setattr(sys, 'argv', ['sweep_fmnist.py', 'run', 'hour', '--budget', 'full', '--seeds', '42',
+                                      '--only', 'hour_mixer_p4', '--output', str(tmp_path)])
+    sweep_fmnist.main()
+    (cmd, env), = calls
+    args = cmd[cmd.index('--') + 1:]
+    assert args[:2] == ['-c', os.path.join('configs', 'dynamixer_xs_convstem_sum_fashion_mnist.yaml')]
+    assert env['OMP_NUM_THREADS'] == '2'
+    assert '--train-num-samples' not in args and '--val-num-samples' not in args  # full 60k / 10k
+    assert args[-3:] == ['--epochs', '35', '--model-kwargs']  # the config's fused=False cleared for the Mixer
+    assert json.loads(cmd[cmd.index('--model-kwargs') + 1]) == {'patch_size': 4, 'embed_dim': 128, 'num_blocks': 5}
+    run = json.loads((tmp_path / 'hour_mixer_p4-s42' / 'run.json').read_text())
+    assert run['threads'] == '2' and run['seed'] == 42
