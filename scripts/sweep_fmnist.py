@@ -53,6 +53,7 @@ LONG = ['--epochs', '2', '--warmup-epochs', '1', '--crop-pct', '1.0', '--checkpo
 # Full budget (the hour group): the recipe's own epochs, train set and test set; only the checkpoint history is cut.
 FULL = ['--checkpoint-hist', '1']
 BUDGETS = {'short': SHORT, 'long': LONG, 'full': FULL}
+OUTPUTS = {'short': 'sweep', 'long': 'sweep_long', 'full': 'sweep_hour'}  # default run folder per budget
 
 # Fine-tuning budget of the resolution-transfer runs: 2 epochs of 4500 images, lower constant-ish lr.
 FINETUNE = ['--train-num-samples', '4500', '--epochs', '2', '--warmup-epochs', '0', '--lr', '5e-4',
@@ -102,14 +103,12 @@ TUNING = {name: ('dynamixer_xs_convstem_sum', {}, extra) for name, extra in {
 # fit 60 minutes of the idle 2-core machine at its own speed (2 threads; docs/results.md 1g and 1h). The bare
 # --model-kwargs clears the config's own model_kwargs (fused=False, a DynaMixer argument); the DynaMixer rows
 # put it back in their constructor kwargs.
-HOUR = {
-    'hour_dynamixer': ('dynamixer_xs_convstem_sum', {'fused': False}, ['--epochs', '23', '--model-kwargs']),
-    'hour_static': ('dynamixer_xs_convstem_sum', {'fused': False, 'generator': 'static'},
-                    ['--epochs', '23', '--model-kwargs']),
-    'hour_mixer_p4': (PEERS['mixer_p4'][0], PEERS['mixer_p4'][1], ['--epochs', '35', '--model-kwargs']),
-    'hour_resnet10t_narrow': (PEERS['resnet10t_narrow'][0], PEERS['resnet10t_narrow'][1],
-                              ['--epochs', '85', '--model-kwargs']),
-}
+HOUR = {name: (model, kwargs, ['--epochs', str(epochs), '--model-kwargs']) for name, (model, kwargs, epochs) in {
+    'hour_dynamixer': ('dynamixer_xs_convstem_sum', {'fused': False}, 23),
+    'hour_static': ('dynamixer_xs_convstem_sum', {'fused': False, 'generator': 'static'}, 23),
+    'hour_mixer_p4': (*PEERS['mixer_p4'][:2], 35),
+    'hour_resnet10t_narrow': (*PEERS['resnet10t_narrow'][:2], 85),
+}.items()}
 GROUPS = {'peers': PEERS, 'ablations': ABLATIONS, 'recipe': RECIPE_CHOICES, 'tuning': TUNING, 'hour': HOUR}
 # the train.py config a group's runs start from, where it is not RECIPE
 GROUP_RECIPES = {'tuning': os.path.join('docs', 'results', 'xscs_fmnist_20ep_s0', 'config.yaml'),
@@ -357,7 +356,7 @@ def main():
             for name, (model, kwargs, extra) in runs.items():
                 print(f'{g:10s} {name:18s} {model:16s} {json.dumps(kwargs)} {" ".join(extra)}')
     elif args.cmd == 'run':
-        out = args.output or os.path.join('runs', {'short': 'sweep', 'long': 'sweep_long'}.get(args.budget, 'sweep_hour'))
+        out = args.output or os.path.join('runs', OUTPUTS[args.budget])
         for seed in args.seeds:  # seed-major: a first seed of everything before a second one
             for group in args.groups:
                 runs = GROUPS[group]
