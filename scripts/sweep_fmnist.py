@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import runpy
+import signal
 import subprocess
 import sys
 import time
@@ -107,6 +108,7 @@ HOUR = {name: (model, kwargs, ['--epochs', str(epochs), '--model-kwargs']) for n
     'hour_dynamixer': ('dynamixer_xs_convstem_sum', {'fused': False}, 23),
     'hour_static': ('dynamixer_xs_convstem_sum', {'fused': False, 'generator': 'static'}, 23),
     'hour_mixer_p4': (*PEERS['mixer_p4'][:2], 35),
+    'hour_resmlp_p4': (*PEERS['resmlp_p4'][:2], 33),
     'hour_resnet10t_narrow': (*PEERS['resnet10t_narrow'][:2], 85),
 }.items()}
 GROUPS = {'peers': PEERS, 'ablations': ABLATIONS, 'recipe': RECIPE_CHOICES, 'tuning': TUNING, 'hour': HOUR}
@@ -169,6 +171,30 @@ def train_in_process(model_kwargs, train_args):
     runpy.run_path(os.path.join(ROOT, 'train.py'), run_name='__main__')
 
 
+def call_child(cmd, **kwargs):
+    """subprocess.call that takes its child down with it: when the sweep is interrupted (Ctrl-C) or terminated
+    (kill, a job scheduler), the training run it started gets SIGTERM too instead of training on as an orphan
+    beside whatever runs next. The run keeps its checkpoints, and `run` resumes it from the last one."""
+    proc = subprocess.Popen(cmd, **kwargs)
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        return proc.wait()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_one(name, spec, seed, out_dir, budget, recipe=RECIPE, threads='1'):
     model, kwargs, extra = spec
     exp = f'{name}-s{seed}'
@@ -183,7 +209,7 @@ def run_one(name, spec, seed, out_dir, budget, recipe=RECIPE, threads='1'):
     load0, t0 = os.getloadavg(), time.time()
     print(f'start {exp} at {time.strftime("%H:%M:%S", time.gmtime())} UTC', flush=True)
     with open(os.path.join(out_dir, exp, 'log.txt'), 'a') as log:
-        rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        rc = call_child(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     wall = time.time() - t0
     info = dict(name=name, seed=seed, model=model, model_kwargs=kwargs, command=' '.join(cmd), rc=rc,
                 wall_s=round(wall, 1), host=platform.node(), cpus=os.cpu_count(), threads=env['OMP_NUM_THREADS'],

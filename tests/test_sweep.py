@@ -1,7 +1,10 @@
 """scripts/sweep_fmnist.py: every sweep entry builds at Fashion-MNIST size, and the tables are what the runs say."""
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 import timm
@@ -83,7 +86,7 @@ def test_export_writes_the_weights_of_a_tag_that_load_back_through_timm(tmp_path
 
 def test_run_trains_the_given_recipe_with_the_entrys_arguments_last(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(sweep_fmnist.subprocess, 'call', lambda cmd, **kw: calls.append(cmd) or 0)
+    monkeypatch.setattr(sweep_fmnist, 'call_child', lambda cmd, **kw: calls.append(cmd) or 0)
     recipe = os.path.join('configs', 'dynamixer_xs_convstem_sum_fashion_mnist.yaml')
     sweep_fmnist.run_one('tune_lr4e-3', sweep_fmnist.TUNING['tune_lr4e-3'], 1, str(tmp_path),
                          sweep_fmnist.BUDGETS['long'], recipe)
@@ -100,9 +103,27 @@ def test_run_trains_the_given_recipe_with_the_entrys_arguments_last(tmp_path, mo
     assert len(calls) == 1
 
 
+def test_a_terminated_sweep_stops_the_training_run_it_started(tmp_path):
+    # `kill <sweep pid>` used to leave its train.py child training on as an orphan beside the next run
+    pidfile = tmp_path / 'child.pid'
+    child_code = f'import os, time; open({str(pidfile)!r}, "w").write(str(os.getpid())); time.sleep(120)'
+    sweep = tmp_path / 'sweep.py'
+    sweep.write_text(f'import sys\nsys.path.insert(0, {os.path.join(REPO, "scripts")!r})\nimport sweep_fmnist\n'
+                     f'sweep_fmnist.call_child([sys.executable, "-c", {child_code!r}])\n')
+    parent = subprocess.Popen([sys.executable, str(sweep)])
+    deadline = time.time() + 60
+    while not (pidfile.exists() and pidfile.read_text()) and time.time() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    parent.terminate()
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):  # terminated and reaped by the sweep before it exited
+        os.kill(child, 0)
+
+
 def test_hour_runs_train_the_shipped_recipe_on_the_full_sets_with_two_threads(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(sweep_fmnist.subprocess, 'call', lambda cmd, **kw: calls.append((cmd, kw['env'])) or 0)
+    monkeypatch.setattr(sweep_fmnist, 'call_child', lambda cmd, **kw: calls.append((cmd, kw['env'])) or 0)
     monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
     monkeypatch.setattr(sys, 'argv', ['sweep_fmnist.py', 'run', 'hour', '--budget', 'full', '--seeds', '42',
                                       '--only', 'hour_mixer_p4', '--output', str(tmp_path)])
