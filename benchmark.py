@@ -54,6 +54,7 @@ import timm
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
+from dynamixer.engine import cpu_has_native_bf16
 from dynamixer.ops import compile_layers
 
 _logger = logging.getLogger('benchmark')
@@ -365,8 +366,12 @@ def main(argv=None):
         parser.error('give --model or --model-list')
     if args.threads:
         torch.set_num_threads(args.threads)
-    _logger.info(f'torch {torch.__version__}, timm {timm.__version__}, device {args.device}, '
+    cpu = f', CPU {torch.backends.cpu.get_cpu_capability()}' if args.device == 'cpu' else ''
+    _logger.info(f'torch {torch.__version__}, timm {timm.__version__}, device {args.device}{cpu}, '
                  f'threads {torch.get_num_threads()}, batch {args.batch_size}')
+    if args.device == 'cpu' and args.amp and not cpu_has_native_bf16():
+        # measured as asked (the benchmark is where the slowdown shows); train.py / validate.py drop --amp here
+        _logger.warning('--amp on a CPU without AVX-512: bfloat16 runs far slower than fp32 here')
 
     benches = [Bench(e, args) for e in entries]
     for b in benches:

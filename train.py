@@ -105,6 +105,9 @@ group.add_argument('--device', default=None, type=str,
 group.add_argument('--amp', action='store_true', help='mixed precision through torch.autocast')
 group.add_argument('--amp-dtype', default='float16', choices=('float16', 'bfloat16'),
                    help='autocast dtype for --amp (default: float16; GradScaler only for float16 on CUDA)')
+group.add_argument('--force-amp', action='store_true',
+                   help='keep --amp on a CPU without AVX-512, where bfloat16 runs far slower than fp32 and train.py '
+                        'otherwise trains in fp32 with a warning')
 group.add_argument('--apex-amp', action='store_true',
                    help='accepted for the reference commands: NVIDIA apex is not used, native --amp instead')
 group.add_argument('--no-prefetcher', action='store_true', help="disable timm's CUDA prefetcher loader")
@@ -288,6 +291,7 @@ def _resolve_args(args):
 
 def _amp_setup(args, device):
     """(autocast dtype or None, timm NativeScaler or None)."""
+    from dynamixer.engine import cpu_amp_dtype
     if not args.amp:
         return None, None
     amp_dtype = torch.bfloat16 if args.amp_dtype == 'bfloat16' else torch.float16
@@ -295,6 +299,10 @@ def _amp_setup(args, device):
         if not args.apex_amp:
             _logger.info('--amp on CPU: float16 autocast is not supported well there, using bfloat16')
         amp_dtype = torch.bfloat16
+    if device.type == 'cpu':
+        amp_dtype = cpu_amp_dtype(amp_dtype, force=args.force_amp)
+        if amp_dtype is None:
+            return None, None
     loss_scaler = None
     if amp_dtype == torch.float16 and device.type == 'cuda':
         from timm.utils import NativeScaler
@@ -476,6 +484,8 @@ def main(argv=None):
                      f'({dist.get_backend()})')
     else:
         _logger.info(f'Training on a single process on {device}')
+    if device.type == 'cpu':
+        _logger.info(f'CPU: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads')
     if not primary:
         logging.getLogger().setLevel(logging.WARNING)
     random_seed(args.seed, args.rank)

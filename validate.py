@@ -30,7 +30,7 @@ from timm.utils.log import FormatterNoInfo
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
 from dynamixer.checkpoint import CheckpointError, load_checkpoint_file, load_weights, training_args
 from dynamixer.data import DataError, create_image_dataset, dataset_num_classes, log_skipped_files
-from dynamixer.engine import TrainingError, evaluate
+from dynamixer.engine import TrainingError, cpu_amp_dtype, evaluate
 from dynamixer.engine import create_model as engine_create_model
 
 _logger = logging.getLogger('validate')
@@ -72,6 +72,8 @@ parser.add_argument('-b', '--batch-size', type=int, default=256, metavar='N', he
 parser.add_argument('-j', '--workers', type=int, default=4, metavar='N', help='data loading workers (default: 4)')
 parser.add_argument('--no-prefetcher', action='store_true', help='normalise on the CPU instead of the device')
 parser.add_argument('--amp', action='store_true', help='use mixed precision (autocast)')
+parser.add_argument('--force-amp', action='store_true',
+                    help='keep --amp on a CPU without AVX-512 (by default evaluated in fp32 there, with a warning)')
 parser.add_argument('--amp-dtype', default='float16', choices=('float16', 'bfloat16'), help='autocast dtype (default: float16)')
 parser.add_argument('--device', default=None, help='device (default: cuda if available, else cpu)')
 parser.add_argument('--log-freq', type=int, default=10, metavar='N', help='batch logging frequency (default: 10)')
@@ -151,6 +153,8 @@ def validate(args: argparse.Namespace) -> Dict:
         crop_pct=data_config['crop_pct'], crop_mode=data_config['crop_mode'], pin_memory=device.type == 'cuda',
         device=device)
     amp_dtype = getattr(torch, args.amp_dtype) if args.amp else None
+    if device.type == 'cpu':
+        amp_dtype = cpu_amp_dtype(amp_dtype, force=args.force_amp)
 
     start = time.perf_counter()
     try:
@@ -168,7 +172,7 @@ def validate(args: argparse.Namespace) -> Dict:
         top5=round(metrics['top5'], 4), top5_err=round(100 - metrics['top5'], 4), loss=round(metrics['loss'], 6),
         images_per_sec=round(len(dataset) / elapsed, 2), param_count=round(param_count / 1e6, 3),
         img_size=input_size[-1], in_chans=in_chans, crop_pct=data_config['crop_pct'],
-        interpolation=data_config['interpolation'], use_ema=args.use_ema, amp=args.amp_dtype if args.amp else '',
+        interpolation=data_config['interpolation'], use_ema=args.use_ema, amp=str(amp_dtype).replace('torch.', '') if amp_dtype else '',
         device=str(device),
     )
 

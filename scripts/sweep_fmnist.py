@@ -171,6 +171,12 @@ def train_in_process(model_kwargs, train_args):
     runpy.run_path(os.path.join(ROOT, 'train.py'), run_name='__main__')
 
 
+def _cpu_capability() -> str:
+    """torch's CPU kernel level (AVX2 / AVX512 / ...): bf16 autocast is fast only with AVX-512."""
+    import torch  # imported where needed, as in the rest of this script
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def call_child(cmd, **kwargs):
     """subprocess.call that takes its child down with it: when the sweep is interrupted (Ctrl-C) or terminated
     (kill, a job scheduler), the training run it started gets SIGTERM too instead of training on as an orphan
@@ -212,7 +218,8 @@ def run_one(name, spec, seed, out_dir, budget, recipe=RECIPE, threads='1'):
         rc = call_child(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     wall = time.time() - t0
     info = dict(name=name, seed=seed, model=model, model_kwargs=kwargs, command=' '.join(cmd), rc=rc,
-                wall_s=round(wall, 1), host=platform.node(), cpus=os.cpu_count(), threads=env['OMP_NUM_THREADS'],
+                wall_s=round(wall, 1), host=platform.node(), cpus=os.cpu_count(),
+                cpu_capability=_cpu_capability(), threads=env['OMP_NUM_THREADS'],
                 loadavg_start=load0, loadavg_end=os.getloadavg(),
                 finished_utc=time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()))
     if rc == 0:

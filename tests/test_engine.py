@@ -9,7 +9,8 @@ from timm.utils import ModelEmaV3
 
 from dynamixer.checkpoint import get_rng_state
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
-from dynamixer.engine import DeviceOutOfMemoryError, NonFiniteLossError, create_model, evaluate, train_one_epoch
+from dynamixer.engine import (DeviceOutOfMemoryError, NonFiniteLossError, cpu_amp_dtype, cpu_has_native_bf16,
+                              create_model, evaluate, train_one_epoch)
 
 CPU = torch.device('cpu')
 
@@ -161,3 +162,35 @@ def test_create_model_does_not_hide_other_bad_arguments():
         create_model('resnet10t', img_size=28, no_such_option=1)
     with pytest.raises(TypeError, match='no_such_option'):
         create_model('dynamixer_xs', img_size=28, no_such_option=1)
+
+
+# ---------------------------------------------------------------- bf16 autocast on CPUs without AVX-512
+
+AVX2_ONLY = dict(avx2=True, avx512_f=False, avx512_bf16=False, amx_bf16=False)
+
+
+@pytest.mark.parametrize('caps, native', [
+    (AVX2_ONLY, False),
+    (dict(AVX2_ONLY, avx512_f=True), True),                     # AVX-512 without bf16: oneDNN emulates it
+    (dict(AVX2_ONLY, avx512_f=True, avx512_bf16=True), True),
+    (dict(AVX2_ONLY, amx_bf16=True), True),
+])
+def test_native_bf16_needs_avx512_or_amx(monkeypatch, caps, native):
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: caps)
+    assert cpu_has_native_bf16() is native
+
+
+def test_cpu_amp_falls_back_to_fp32_without_avx512_and_says_how_to_keep_it(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: AVX2_ONLY)
+    with caplog.at_level(logging.WARNING):
+        assert cpu_amp_dtype(torch.bfloat16) is None
+    assert 'no AVX-512' in caplog.text and 'fp32' in caplog.text and '--force-amp' in caplog.text
+    assert cpu_amp_dtype(torch.bfloat16, force=True) is torch.bfloat16
+    assert cpu_amp_dtype(None) is None
+
+
+def test_cpu_amp_is_kept_where_bf16_is_native(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: dict(AVX2_ONLY, avx512_f=True, avx512_bf16=True))
+    with caplog.at_level(logging.WARNING):
+        assert cpu_amp_dtype(torch.bfloat16) is torch.bfloat16
+    assert caplog.text == ''

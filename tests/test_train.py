@@ -53,13 +53,15 @@ def run_in_process(args, capsys):
     train = _train_module()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    code = 0  # a finished run returns; an error exits
     try:
-        with pytest.raises(SystemExit) as e:
-            train._run([str(a) for a in args])
+        train._run([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code
     finally:  # train.py logs to the stream capsys gives this test only: drop its handler afterwards
         root.handlers[:], root.level = handlers, level
     captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, e.value.code, captured.out, captured.err)
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 # --- flags and configs (in-process, fast) ------------------------------------------------------------------
@@ -170,6 +172,18 @@ def test_corrupt_resume_checkpoint_is_one_clear_error(tmp_path, image_folder, ca
     bad.write_bytes(b'PK\x03\x04 not really a checkpoint')
     result = run_in_process([image_folder] + QUICK + ['--resume', bad, '--output', tmp_path], capsys)
     _assert_clean_error(result, str(bad), 'truncated or corrupt')
+
+
+@pytest.mark.parametrize('force', [False, True])
+def test_amp_on_a_cpu_without_avx512_trains_in_fp32_unless_forced(tmp_path, image_folder, capsys, monkeypatch, force):
+    # an AVX2-only CPU: bf16 matmuls there take a fallback 100x slower than fp32 (docs/bench/cpu_bf16_avx2.txt)
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: dict(avx2=True, avx512_f=False, avx512_bf16=False))
+    flags = ['--amp', '--amp-dtype', 'bfloat16', '--epochs', '1', '--output', tmp_path] + (['--force-amp'] if force else [])
+    result = run_in_process([image_folder] + QUICK + flags, capsys)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ('autocast is off and this run is in fp32' in result.stderr) is not force
+    assert ('Mixed precision: torch.autocast(cpu, torch.bfloat16)' in result.stderr) is force
+    assert len(_summary(glob.glob(str(tmp_path / '*'))[0])) == 1
 
 
 def test_diverging_run_stops_with_one_line_naming_step_epoch_and_lr(tmp_path, image_folder):
