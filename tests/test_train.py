@@ -176,7 +176,7 @@ def test_corrupt_resume_checkpoint_is_one_clear_error(tmp_path, image_folder, ca
 
 @pytest.mark.parametrize('force', [False, True])
 def test_amp_on_a_cpu_without_avx512_trains_in_fp32_unless_forced(tmp_path, image_folder, capsys, monkeypatch, force):
-    # an AVX2-only CPU: bf16 matmuls there take a fallback 100x slower than fp32 (docs/bench/cpu_bf16_avx2.txt)
+    # an AVX2-only CPU: a bf16 matmul there ran 135x slower than fp32 (docs/bench/cpu_bf16_avx2.txt)
     monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: dict(avx2=True, avx512_f=False, avx512_bf16=False))
     flags = ['--amp', '--amp-dtype', 'bfloat16', '--epochs', '1', '--output', tmp_path] + (['--force-amp'] if force else [])
     result = run_in_process([image_folder] + QUICK + flags, capsys)
