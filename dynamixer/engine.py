@@ -50,8 +50,9 @@ def cpu_amp_dtype(amp_dtype: Optional[torch.dtype], force: bool = False) -> Opti
     if amp_dtype is None or force or cpu_has_native_bf16():
         return amp_dtype
     cap = torch.backends.cpu.get_cpu_capability()
-    _logger.warning(f'--amp on this CPU ({cap}, no AVX-512): bfloat16 matmuls take a slow fallback here (a training '
-                    f'step measured 13x slower than fp32), so autocast is off and this run is in fp32; pass '
+    name = str(amp_dtype).replace('torch.', '')
+    _logger.warning(f'--amp on this CPU ({cap}, no AVX-512): {name} matmuls take a slow fallback here (in bfloat16 a '
+                    f'training step measured 13x slower than fp32), so autocast is off and this run is in fp32; pass '
                     f'--force-amp to autocast anyway')
     return None
 

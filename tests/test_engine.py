@@ -185,6 +185,11 @@ def test_cpu_amp_falls_back_to_fp32_without_avx512_and_says_how_to_keep_it(monke
     with caplog.at_level(logging.WARNING):
         assert cpu_amp_dtype(torch.bfloat16) is None
     assert 'no AVX-512' in caplog.text and 'fp32' in caplog.text and '--force-amp' in caplog.text
+    assert 'bfloat16 matmuls' in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert cpu_amp_dtype(torch.float16) is None  # validate.py's default dtype: the message names it
+    assert 'float16 matmuls' in caplog.text and 'bfloat16 matmuls' not in caplog.text
     assert cpu_amp_dtype(torch.bfloat16, force=True) is torch.bfloat16
     assert cpu_amp_dtype(None) is None
 

@@ -21,11 +21,12 @@ def random_block(dim, grid, heads, d=2, seed=0, **kwargs) -> DynaMixerBlock:
     return blk
 
 
-def assert_fused_matches_plain(blk: DynaMixerBlock, batch: int = 2, seed: int = 1):
+def assert_fused_matches_plain(blk: DynaMixerBlock, batch: int = 2, seed: int = 1, device: str = 'cpu'):
     torch.manual_seed(seed)
     H, W = blk.grid_size
     C = blk.proj.in_features
-    x = torch.randn(batch, H, W, C, requires_grad=True)
+    blk.to(device)
+    x = torch.randn(batch, H, W, C, device=device, requires_grad=True)
     ref = plain_token_mix(blk, x)
     out = fused_token_mix(blk, x)
     assert out.shape == ref.shape
