@@ -45,7 +45,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Dict, List, Tuple
 
 import torch
@@ -206,6 +206,21 @@ def reference_model(variant: str, img_size: int = 224, num_classes: int = 1000) 
     return model
 
 
+@contextmanager
+def _env(**values: str):
+    """Environment variables set for the duration of the block, restored after."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class Bench:
     """One model entry: builds the model, times inference / train steps on demand."""
 
@@ -220,6 +235,9 @@ class Bench:
         self.memory_budget = kw.pop('compile_memory_budget', args.compile_memory_budget)
         # per-entry precision: amp=bfloat16 / float16 autocasts this entry only, amp=fp32 keeps it in fp32
         amp_dtype = kw.pop('amp', args.amp_dtype if args.amp else 'fp32')
+        # per-entry opt-in Triton kernel for generate -> softmax -> mix (dynamixer/kernels/mix.py, unmeasured so far):
+        # triton_mix=1 sets DYNAMIXER_TRITON_MIX=1 around this entry's steps, so it runs beside the default path
+        self.triton_mix = bool(kw.pop('triton_mix', False))
         if amp_dtype not in ('fp32', 'float16', 'bfloat16'):
             raise SystemExit(f'{entry}: amp must be fp32, float16 or bfloat16, got {amp_dtype!r}')
         if self.memory_budget is not None and not self.torchcompile:
@@ -241,7 +259,7 @@ class Bench:
         self.amp = torch.autocast(self.device.type, dtype=getattr(torch, amp_dtype)) if amp_dtype != 'fp32' else nullcontext()
         self.result = dict(model=entry, param_count=round(self.param_count / 1e6, 2), batch_size=args.batch_size,
                            img_size=size, device=args.device, amp=amp_dtype,
-                           torchcompile=self.torchcompile or '',
+                           torchcompile=self.torchcompile or '', triton_mix=int(self.triton_mix),
                            compile_memory_budget='' if self.memory_budget is None else self.memory_budget)
         self.infer_times: List[float] = []
         self.train_times: List[float] = []
@@ -272,12 +290,15 @@ class Bench:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
 
+    def _kernels(self):
+        return _env(DYNAMIXER_TRITON_MIX='1' if self.triton_mix else '0')
+
     def infer_step(self):
-        with torch.no_grad(), self.amp:
+        with torch.no_grad(), self.amp, self._kernels():
             self.infer_model(self.example)
 
     def train_step(self):
-        with self.amp:
+        with self.amp, self._kernels():
             out = self.train_model(self.example)
             loss = nn.functional.cross_entropy(out.float(), self.target) if self.num_classes else out.float().mean()
         loss.backward()

@@ -23,13 +23,17 @@ The fused path (`FusedTokenMix`, one autograd Function per block) differs from t
 `dynamixer_norm_mlp` is the same idea for the channel MLP of a layer (`FusedNormMlp`): it keeps the layer
 input and the fc1 output for backward and recomputes the LayerNorm and the GELU there.
 The Functions are written with plain aten ops only (no Triton, no C++), so it runs on any device and traces
-through torch.compile without graph breaks.
+through torch.compile without graph breaks. One opt-in exception, off by default and not yet measured on a GPU:
+with DYNAMIXER_TRITON_MIX=1 on CUDA, the forward's generate -> softmax -> mix of a dynamic op runs as one Triton
+kernel (`dynamixer.kernels.mix`), never under torch.compile.
 """
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
 import torch.fx
 import torch.nn.functional as F
+
+from .kernels import triton_mix, triton_mix_enabled
 
 if TYPE_CHECKING:
     from .model import DynaMixerBlock
@@ -215,9 +219,12 @@ class FusedTokenMix(torch.autograd.Function):
                 # compressed tokens of this op, head-major (N*G, L, d), plus the compress bias
                 comp = _head_major(y1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G * d), axis, G)
                 comp.view(-1, G, L, d).add_(op_p[i]['compress.bias'].view(G, 1, d))
-            P = _mixing_weights(kind, comp, op_p[i]['generate.weight'], op_p[i]['generate.bias'],
-                                op_p[i]['static_logits'], G, L)
-            Ms.append(_mix(kind, P, _head_major(x, axis, G), x, axis, G))
+            if kind == 'dynamic' and triton_mix_enabled(x):  # opt-in, unmeasured: dynamixer/kernels/mix.py
+                Ms.append(triton_mix(comp, op_p[i]['generate.weight'], op_p[i]['generate.bias'], x, axis, G))
+            else:
+                P = _mixing_weights(kind, comp, op_p[i]['generate.weight'], op_p[i]['generate.bias'],
+                                    op_p[i]['static_logits'], G, L)
+                Ms.append(_mix(kind, P, _head_major(x, axis, G), x, axis, G))
             comps.append(comp)
 
         # 3. combine: y = sum_k a_k * (X_k W_k^T + b_k), X_k = M_k (mixing branches) or x (channel branch)

@@ -7,18 +7,20 @@
 #   run(command="bash scripts/device_check.sh", timeout_s=600)
 #
 # Writes to $OUT (default: runs/device_check), at most 8 files as the device tool returns them:
-#   env.txt        GPU, driver, python / torch / timm / triton versions
-#   infer.csv      inference, batch 256, bf16 autocast: the authors' formulation, ours (fused, plain), convnext_tiny,
-#                  then M (the issue: M and L should gain in proportion)
+#   infer.csv      inference, batch 256, bf16 autocast, in interleaved rounds: the authors' formulation, ours (fused,
+#                  plain, and fused with the opt-in Triton kernel for generate -> softmax -> mix, dynamixer/kernels/
+#                  mix.py, never measured before), convnext_tiny, then M (M and L should gain in proportion)
 #   train.csv      the same entries, a training step at batch 128 with fused AdamW
 #   compiled_infer.csv, compiled_train.csv   dynamixer_s compiled per layer (compile_layers, the fused path): img/s
 #                  and warm-up seconds (infer_warmup_s / train_warmup_s hold the compile)
 #   memory.csv     dynamixer_s training step alone in the process, so peak memory is its own (the <= 8 GiB goal)
 #   profile.txt    the CUDA kernels of one eager bf16 training step of dynamixer_s, by total time: where a fused
 #                  Triton kernel (generate -> softmax -> mix) would or would not pay
-#   log.txt        everything the steps printed, first tests/test_cuda.py (`pytest -m gpu`, its compile test left
-#                  to the compiled rows): the fused path against the plain one on CUDA in fp32 (TF32 off), bf16
-#                  autocast, a training step
+#   env.txt        GPU, driver and versions
+#   log.txt        GPU, driver and versions, then everything the steps printed, first the CUDA tests:
+#                  tests/test_cuda.py (`pytest -m gpu`, its compile test left to the compiled rows: the fused path
+#                  against the plain one on CUDA in fp32 with TF32 off, bf16 autocast, a training step) and
+#                  tests/test_kernels.py (the Triton kernel compiled, against the PyTorch path)
 # SMOKE=1 bash scripts/device_check.sh checks the wiring on a CPU in a few minutes (batch 2, one iteration, the CUDA
 # tests skip); its numbers mean nothing.
 # The machine's python3 has torch, timm, triton and pytest but no fvcore: GMACs and the CPU-side proxies (ops,
@@ -41,18 +43,19 @@ step() {  # step <seconds> <name> <command...>: one part under a timeout (cut to
   echo "== $name: exit ${PIPESTATUS[0]} at $(date -u +%T)" | tee -a "$LOG"
 }
 
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
+{ echo "== env"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
   $PY -c "import sys, torch, timm; print(sys.version.split()[0], 'torch', torch.__version__, 'timm', timm.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
-  $PY -c "import triton; print('triton', triton.__version__)" 2>&1; } > "$OUT/env.txt"
-cat "$OUT/env.txt"
+  $PY -c "import triton; print('triton', triton.__version__)" 2>&1; } | tee "$OUT/env.txt" | tee -a "$LOG"
 
 DEVICE=cuda B_INFER=256 B_TRAIN=128 ITERS=(--num-warm-iter 5 --num-bench-iter 20) ROUNDS=3
 if [ "${SMOKE:-0}" = 1 ]; then DEVICE=cpu B_INFER=2 B_TRAIN=2 ITERS=(--num-warm-iter 1 --num-bench-iter 1) ROUNDS=1; fi
 export DEVICE_CHECK_DEVICE=$DEVICE DEVICE_CHECK_BATCH=$B_TRAIN
 BENCH=($PY benchmark.py --device $DEVICE --amp --amp-dtype bfloat16 --no-gmacs --no-proxies --rounds $ROUNDS "${ITERS[@]}")
-EAGER=(reference:dynamixer_s dynamixer_s "dynamixer_s@fused=False" convnext_tiny reference:dynamixer_m dynamixer_m)
+EAGER=(reference:dynamixer_s dynamixer_s "dynamixer_s@fused=False" "dynamixer_s@triton_mix=1" convnext_tiny
+       reference:dynamixer_m dynamixer_m)
 
-step 100 pytest $PY -m pytest -q -m gpu tests/test_cuda.py -p no:cacheprovider -k "not compile"  # compile: below
+step 100 pytest $PY -m pytest -q -m "gpu or not slow" tests/test_cuda.py tests/test_kernels.py -p no:cacheprovider \
+    -k "not compile"  # the compiled model: below
 step 100 infer "${BENCH[@]}" --bench inference -b $B_INFER --model "${EAGER[@]}" --results-file "$OUT/infer.csv"
 step 110 train "${BENCH[@]}" --bench train -b $B_TRAIN --model "${EAGER[@]}" --results-file "$OUT/train.csv"
 step 40 memory "${BENCH[@]}" --bench train -b $B_TRAIN --model dynamixer_s --results-file "$OUT/memory.csv"

@@ -5,9 +5,15 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Triton kernels (dynamixer/kernels) run in Triton's interpreter where there is no GPU, so that their tests run on
+# the CPU; triton.jit reads this when the kernel is defined, i.e. before dynamixer is first imported
+if not torch.cuda.is_available():
+    os.environ.setdefault('TRITON_INTERPRET', '1')
 
 
 def make_image_folder(root, num_classes=3, per_class=(8, 4), size=32, mode='RGB', seed=0):

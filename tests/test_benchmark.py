@@ -1,5 +1,6 @@
 """benchmark.py: runs on CPU for a tiny model and writes the expected columns; the op counter counts right."""
 import csv
+import os
 
 import pytest
 import torch
@@ -125,3 +126,22 @@ def test_an_entry_can_set_its_own_precision_side_by_side(monkeypatch):
     assert set(seen) == {torch.float32, torch.bfloat16}
     with pytest.raises(SystemExit, match="amp must be fp32, float16 or bfloat16, got 'fp16'"):
         benchmark.main(['--model', 'dynamixer_xs@amp=fp16', '--device', 'cpu', '--no-proxies', '--no-gmacs'])
+
+
+def test_an_entry_can_opt_into_the_triton_mix_kernel_side_by_side(monkeypatch):
+    import dynamixer.ops as ops
+    real = ops.triton_mix_enabled
+    seen = []  # per forward of a fused block: whether the opt-in switch (read at call time) was on
+
+    def spy(x):
+        seen.append(os.environ.get('DYNAMIXER_TRITON_MIX') == '1')
+        return real(x)
+
+    monkeypatch.setattr(ops, 'triton_mix_enabled', spy)
+    monkeypatch.delenv('DYNAMIXER_TRITON_MIX', raising=False)
+    results = benchmark.main([
+        '--model', 'dynamixer_xs@triton_mix=1', 'dynamixer_xs', '--bench', 'inference', '-b', '2', '--device', 'cpu',
+        '--num-warm-iter', '1', '--num-bench-iter', '1', '--rounds', '1', '--no-proxies', '--no-gmacs'])
+    assert [r['triton_mix'] for r in results] == [1, 0]
+    assert True in seen and False in seen
+    assert 'DYNAMIXER_TRITON_MIX' not in os.environ  # restored after every step
