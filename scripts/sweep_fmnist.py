@@ -99,6 +99,7 @@ TUNING = {name: ('dynamixer_xs_convstem_sum', {}, extra) for name, extra in {
     'tune_b256_lr4e-3': ['-b', '256', '--lr', '4e-3'],
     'tune_noreg': ['--smoothing', '0', '--reprob', '0'],
     'tune_lr4e-3_noreg': ['--lr', '4e-3', '--smoothing', '0', '--reprob', '0'],
+    'tune_b64_lr4e-3': ['-b', '64', '--lr', '4e-3'],  # session 15: the two best single changes together
 }.items()}
 # the hour (issue 5's budget): the shipped recipe as written, full 60k / 10k, each model with the epochs that
 # fit 60 minutes of the idle 2-core machine at its own speed (2 threads; docs/results.md 1g and 1h). The bare
