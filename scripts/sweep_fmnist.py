@@ -105,12 +105,15 @@ TUNING = {name: ('dynamixer_xs_convstem_sum', {}, extra) for name, extra in {
 # fit 60 minutes of the idle 2-core machine at its own speed (2 threads; docs/results.md 1g and 1h). The bare
 # --model-kwargs clears the config's own model_kwargs (fused=False, a DynaMixer argument); the DynaMixer rows
 # put it back in their constructor kwargs.
-HOUR = {name: (model, kwargs, ['--epochs', str(epochs), '--model-kwargs']) for name, (model, kwargs, epochs) in {
+HOUR = {name: (model, kwargs, ['--epochs', str(epochs), *extra, '--model-kwargs'])
+        for name, (model, kwargs, epochs, *extra) in {
     'hour_dynamixer': ('dynamixer_xs_convstem_sum', {'fused': False}, 23),
     'hour_static': ('dynamixer_xs_convstem_sum', {'fused': False, 'generator': 'static'}, 23),
     'hour_mixer_p4': (*PEERS['mixer_p4'][:2], 35),
     'hour_resmlp_p4': (*PEERS['resmlp_p4'][:2], 33),
     'hour_resnet10t_narrow': (*PEERS['resnet10t_narrow'][:2], 85),
+    # session 16: the tuning screen's batch 64 (with the recipe's lr 4e-3; 1e), about 7% slower per image
+    'hour_dynamixer_b64': ('dynamixer_xs_convstem_sum', {'fused': False}, 21, '-b', '64'),
 }.items()}
 GROUPS = {'peers': PEERS, 'ablations': ABLATIONS, 'recipe': RECIPE_CHOICES, 'tuning': TUNING, 'hour': HOUR}
 # the train.py config a group's runs start from, where it is not RECIPE

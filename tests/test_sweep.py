@@ -137,3 +137,12 @@ def test_hour_runs_train_the_shipped_recipe_on_the_full_sets_with_two_threads(tm
     assert json.loads(cmd[cmd.index('--model-kwargs') + 1]) == {'patch_size': 4, 'embed_dim': 128, 'num_blocks': 5}
     run = json.loads((tmp_path / 'hour_mixer_p4-s42' / 'run.json').read_text())
     assert run['threads'] == '2' and run['seed'] == 42
+
+
+def test_an_hour_entry_with_extra_train_args_keeps_the_bare_model_kwargs_last():
+    # the batch-64 hour run: '-b 64' goes in, and the trailing bare --model-kwargs (which clears the config's
+    # own kwargs so that the entry's constructor kwargs are the only ones) stays the last argument
+    model, kwargs, extra = sweep_fmnist.HOUR['hour_dynamixer_b64']
+    assert model == 'dynamixer_xs_convstem_sum' and kwargs == {'fused': False}
+    assert extra == ['--epochs', '21', '-b', '64', '--model-kwargs']
+    assert sweep_fmnist.HOUR['hour_dynamixer'][2] == ['--epochs', '23', '--model-kwargs']
