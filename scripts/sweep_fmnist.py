@@ -112,7 +112,7 @@ HOUR = {name: (model, kwargs, ['--epochs', str(epochs), *extra, '--model-kwargs'
     'hour_mixer_p4': (*PEERS['mixer_p4'][:2], 35),
     'hour_resmlp_p4': (*PEERS['resmlp_p4'][:2], 33),
     'hour_resnet10t_narrow': (*PEERS['resnet10t_narrow'][:2], 85),
-    # session 16: the tuning screen's batch 64 (with the recipe's lr 4e-3; 1e), about 7% slower per image
+    # session 16: the tuning screen's batch 64 (with the recipe's lr 4e-3; 1e), about 8% slower per image there
     'hour_dynamixer_b64': ('dynamixer_xs_convstem_sum', {'fused': False}, 21, '-b', '64'),
 }.items()}
 GROUPS = {'peers': PEERS, 'ablations': ABLATIONS, 'recipe': RECIPE_CHOICES, 'tuning': TUNING, 'hour': HOUR}
