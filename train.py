@@ -232,8 +232,18 @@ def _parse_args(argv=None):
         if unknown:
             raise ConfigError(f"config '{args_config.config}': unknown keys {', '.join(unknown)} "
                               "(keys are train.py flag names with '_', e.g. drop_path)")
-        parser.set_defaults(**{k.replace('-', '_'): v for k, v in cfg.items()})
-    args = parser.parse_args(remaining)
+    # the config's keys become the parser's defaults for this parse only: restored afterwards, so that a second
+    # parse in the same process (tests, notebooks, main(argv)) does not inherit the first config's values
+    saved = [(action, action.default) for action in parser._actions], dict(parser._defaults)
+    try:
+        if args_config.config:
+            parser.set_defaults(**{k.replace('-', '_'): v for k, v in cfg.items()})
+        args = parser.parse_args(remaining)
+    finally:
+        for action, default in saved[0]:
+            action.default = default
+        parser._defaults.clear()
+        parser._defaults.update(saved[1])
     args.config = args_config.config
     args_text = yaml.safe_dump(args.__dict__, default_flow_style=False)
     return args, args_text

@@ -93,6 +93,32 @@ def test_in1k_configs_hold_the_paper_recipe(name, batch, drop_path):
     assert (args.reprob, args.remode, args.mixup, args.cutmix, args.smoothing) == (0.25, 'pixel', 0.8, 1.0, 0.1)
 
 
+def test_fashion_mnist_hour_config_holds_the_best_measured_recipe_and_the_peers_keep_theirs():
+    # docs/results.md 1p: stochastic depth 0.1 and a warmed-up weight EMA on top of the session 6-19 recipe
+    train = _train_module()
+    args, _ = train._parse_args(['-c', os.path.join(REPO, 'configs', 'dynamixer_xs_convstem_sum_fashion_mnist.yaml')])
+    assert (args.model, args.batch_size, args.lr, args.epochs, args.amp_dtype) == (
+        'dynamixer_xs_convstem_sum', 128, 4e-3, 31, 'bfloat16')
+    assert (args.drop_path, args.model_ema, args.model_ema_decay, args.model_ema_warmup) == (0.1, True, 0.9995, True)
+    assert (args.dataset, args.val_split, args.img_size, args.in_chans, args.num_classes) == (
+        'fashion_mnist', 'test', 28, 1, 10)
+    old, _ = train._parse_args(['-c', os.path.join(REPO, 'docs', 'results', 'xscs_fmnist_23ep_lr4e-3', 'config.yaml')])
+    assert (old.drop_path, old.model_ema, old.epochs, old.lr) == (None, False, 23, 4e-3)
+
+
+def test_a_second_parse_in_the_same_process_does_not_inherit_the_first_configs_values(tmp_path):
+    # the config's keys used to stay on the module-level parser as defaults for every later parse
+    train = _train_module()
+    cfg = tmp_path / 'c.yaml'
+    cfg.write_text('# a config\nmodel: dynamixer_xs\ndrop_path: 0.3\nmodel_ema: true\nmin_lr: 1e-5\n')
+    first, _ = train._parse_args(['-c', str(cfg)])
+    assert (first.model, first.drop_path, first.model_ema, first.min_lr) == ('dynamixer_xs', 0.3, True, 1e-5)
+    plain, _ = train._parse_args(['/data'])
+    defaults = train.parser.parse_args([])
+    assert (plain.model, plain.drop_path, plain.model_ema, plain.min_lr) == (
+        defaults.model, None, False, defaults.min_lr)
+
+
 def test_every_config_parses_and_starts_with_a_comment():
     train = _train_module()
     paths = sorted(glob.glob(os.path.join(REPO, 'configs', '*.yaml')))
