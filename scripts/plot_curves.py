@@ -4,7 +4,7 @@
     python scripts/plot_curves.py runs/sweep/*-s0/summary.csv --labels ... -o docs/img/peers.png
 
 Several summary files are drawn in the same axes (one colour per run), labelled with --labels or with the
-name of the folder they are in.
+name of the folder they are in. A run trained with --model-ema also gets its EMA's test loss and top-1, dotted.
 """
 import argparse
 import csv
@@ -29,6 +29,9 @@ def plot(paths, labels, out, title=''):
         line, = axes[0].plot(ep, s['train_loss'], '-o', ms=3, label=f'{label} train')
         axes[0].plot(ep, s['eval_loss'], '--s', ms=3, color=line.get_color(), label=f'{label} test')
         axes[1].plot(ep, s['eval_top1'], '-o', ms=3, color=line.get_color(), label=label)
+        if s.get('eval_ema_top1'):  # a run with --model-ema: its EMA, validated beside the model, dotted
+            axes[0].plot(ep, s['eval_ema_loss'], ':', color=line.get_color(), label=f'{label} test, EMA')
+            axes[1].plot(ep, s['eval_ema_top1'], ':', color=line.get_color(), label=f'{label} EMA')
         lr = s.get('lr') or s.get('train_lr')
         axes[2].plot(ep, lr, '-o', ms=3, color=line.get_color(), label=label)
         best = max(s['eval_top1'])
@@ -40,7 +43,7 @@ def plot(paths, labels, out, title=''):
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    if len(paths) > 1:
+    if len(axes[1].lines) > 1:
         axes[1].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -48,6 +51,7 @@ def plot(paths, labels, out, title=''):
     os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
     fig.savefig(out, dpi=90)
     print(f'wrote {out}')
+    return fig
 
 
 def main():
