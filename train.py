@@ -12,6 +12,7 @@ The LR given is the LR used (no scaling with the batch size). Bad inputs end wit
 `error: ...` on stderr and exit status 2.
 """
 import argparse
+import copy
 import csv
 import logging
 import os
@@ -214,6 +215,14 @@ def error_exit(message: str, status: int = 2):
     sys.exit(status)
 
 
+def _parser_with_defaults(cfg):
+    """A copy of `parser` whose defaults are the config's keys: the module's parser stays as it is, so a later
+    parse in the same process (tests, notebooks, main(argv)) does not inherit this config's values."""
+    p = copy.deepcopy(parser)
+    p.set_defaults(**{k.replace('-', '_'): v for k, v in cfg.items()})
+    return p
+
+
 def _parse_args(argv=None):
     """Two-stage parse: the config file's keys become defaults, then the command line overrides them."""
     args_config, remaining = config_parser.parse_known_args(argv)
@@ -232,18 +241,7 @@ def _parse_args(argv=None):
         if unknown:
             raise ConfigError(f"config '{args_config.config}': unknown keys {', '.join(unknown)} "
                               "(keys are train.py flag names with '_', e.g. drop_path)")
-    # the config's keys become the parser's defaults for this parse only: restored afterwards, so that a second
-    # parse in the same process (tests, notebooks, main(argv)) does not inherit the first config's values
-    saved = [(action, action.default) for action in parser._actions], dict(parser._defaults)
-    try:
-        if args_config.config:
-            parser.set_defaults(**{k.replace('-', '_'): v for k, v in cfg.items()})
-        args = parser.parse_args(remaining)
-    finally:
-        for action, default in saved[0]:
-            action.default = default
-        parser._defaults.clear()
-        parser._defaults.update(saved[1])
+    args = (_parser_with_defaults(cfg) if args_config.config else parser).parse_args(remaining)
     args.config = args_config.config
     args_text = yaml.safe_dump(args.__dict__, default_flow_style=False)
     return args, args_text

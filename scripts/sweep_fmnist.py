@@ -102,9 +102,9 @@ TUNING = {name: ('dynamixer_xs_convstem_sum', {}, extra) for name, extra in {
     'tune_b64_lr4e-3': ['-b', '64', '--lr', '4e-3'],  # session 15: the two best single changes together
 }.items()}
 # the hour (issue 5's budget): the session 6-19 recipe as written (GROUP_RECIPES), full 60k / 10k, each model with
-# the epochs that fit 60 minutes of the idle 2-core machine at its own speed (2 threads; docs/results.md 1g and 1h). The bare
-# --model-kwargs clears the config's own model_kwargs (fused=False, a DynaMixer argument); the DynaMixer rows
-# put it back in their constructor kwargs.
+# the epochs that fit 60 minutes of the idle 2-core machine at its own speed (2 threads; docs/results.md 1g and
+# 1h). The bare --model-kwargs clears the config's own model_kwargs (fused=False, a DynaMixer argument); the
+# DynaMixer rows put it back in their constructor kwargs.
 HOUR = {name: (model, kwargs, ['--epochs', str(epochs), *extra, '--model-kwargs'])
         for name, (model, kwargs, epochs, *extra) in {
     'hour_dynamixer': ('dynamixer_xs_convstem_sum', {'fused': False}, 23),
