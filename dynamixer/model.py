@@ -226,6 +226,32 @@ class DynaMixerBlock(nn.Module):
         return self.proj_drop(x)
 
 
+class DwConvMlp(nn.Module):
+    """Channel MLP with a 3x3 depthwise conv on its hidden features, on (B, H, W, C): fc1 -> dwconv -> GELU -> fc2.
+
+    The Mix-FFN of PVTv2 (Wang et al., 2022) and LocalViT (Li et al., 2021): each token's hidden features see its
+    3x3 neighbours, a locality prior that DynaMixer's whole-row and whole-column mixing lacks. Not in the paper;
+    `mlp_dwconv=True` of DynaMixer.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0., device=None, dtype=None):
+        super().__init__()
+        dd = {'device': device, 'dtype': dtype}
+        self.fc1 = nn.Linear(dim, hidden_dim, **dd)
+        self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, 3, padding=1, groups=hidden_dim, **dd)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden_dim, dim, **dd)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc1(x)
+        # (B, H, W, C) viewed as a channels-last (B, C, H, W): the conv reads and writes that layout, no copies
+        x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        x = self.drop1(self.act(x))
+        return self.drop2(self.fc2(x))
+
+
 class DynaMixerLayer(nn.Module):
     """One layer: x + DropPath(DynaMixerBlock(LN(x))), then x + DropPath(MLP(LN(x))), on (B, H, W, C).
 
@@ -238,6 +264,7 @@ class DynaMixerLayer(nn.Module):
         drop_path: Stochastic depth rate of this layer.
         norm_layer: Normalisation layer.
         block_kwargs: Options of the DynaMixerBlock (reduced_dim, generator, ablation switches).
+        mlp_dwconv: Put a 3x3 depthwise conv inside the channel MLP (DwConvMlp).
     """
 
     def __init__(
@@ -250,6 +277,7 @@ class DynaMixerLayer(nn.Module):
             drop_path: float = 0.,
             norm_layer: Type[nn.Module] = nn.LayerNorm,
             block_kwargs: Optional[Dict] = None,
+            mlp_dwconv: bool = False,
             device=None,
             dtype=None,
     ):
@@ -260,7 +288,10 @@ class DynaMixerLayer(nn.Module):
             dim, grid_size, num_heads=num_heads, proj_drop_rate=proj_drop_rate, **(block_kwargs or {}), **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.norm2 = norm_layer(dim, **dd)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop_rate, **dd)
+        if mlp_dwconv:  # the fused norm + MLP path does not apply to it: dynamixer_norm_mlp runs the modules
+            self.mlp = DwConvMlp(dim, int(dim * mlp_ratio), drop=proj_drop_rate, **dd)
+        else:
+            self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop_rate, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.token_mixer(self.norm1(x)))
@@ -358,6 +389,7 @@ class DynaMixerStage(nn.Module):
         drop_path: Stochastic depth rate of each layer.
         norm_layer: Normalisation layer.
         block_kwargs: DynaMixerBlock options.
+        mlp_dwconv: 3x3 depthwise conv inside every layer's channel MLP.
     """
 
     def __init__(
@@ -373,6 +405,7 @@ class DynaMixerStage(nn.Module):
             drop_path: List[float],
             norm_layer: Type[nn.Module],
             block_kwargs: Dict,
+            mlp_dwconv: bool = False,
             device=None,
             dtype=None,
     ):
@@ -388,7 +421,8 @@ class DynaMixerStage(nn.Module):
         self.layers = nn.Sequential(*[
             DynaMixerLayer(
                 dim, grid_size, num_heads, mlp_ratio=mlp_ratio, proj_drop_rate=proj_drop_rate,
-                drop_path=drop_path[j], norm_layer=norm_layer, block_kwargs=block_kwargs, **dd)
+                drop_path=drop_path[j], norm_layer=norm_layer, block_kwargs=block_kwargs,
+                mlp_dwconv=mlp_dwconv, **dd)
             for j in range(depth)
         ])
 
@@ -442,6 +476,7 @@ class DynaMixer(nn.Module):
             conv-BN-GELU instead of the patch conv, see StridedConvStem).
         drop_rate: Dropout before the classifier.
         proj_drop_rate: Dropout after projections inside layers.
+        mlp_dwconv: A 3x3 depthwise conv inside every channel MLP (DwConvMlp; not in the paper).
         drop_path_rate: Stochastic depth of the last layer; rises linearly from 0 over all layers.
         norm_layer: Normalisation layer.
     """
@@ -466,6 +501,7 @@ class DynaMixer(nn.Module):
             share_op: bool = False,
             fused: bool = True,
             stem: str = 'patch',
+            mlp_dwconv: bool = False,
             drop_rate: float = 0.,
             proj_drop_rate: float = 0.,
             drop_path_rate: float = 0.,
@@ -503,7 +539,7 @@ class DynaMixer(nn.Module):
             reduction *= patch_sizes[i]
             stages.append(DynaMixerStage(
                 in_dim, embed_dims[i], depth, grids[i], patch_sizes[i] if i > 0 else 1, num_heads[i],
-                mlp_ratio, proj_drop_rate, dpr[i], norm_layer, block_kwargs, **dd))
+                mlp_ratio, proj_drop_rate, dpr[i], norm_layer, block_kwargs, mlp_dwconv=mlp_dwconv, **dd))
             self.feature_info.append(dict(num_chs=embed_dims[i], reduction=reduction, module=f'stages.{i}'))
             in_dim = embed_dims[i]
         self.stages = nn.Sequential(*stages)

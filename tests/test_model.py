@@ -239,6 +239,41 @@ def test_strided_conv_stem_reaches_the_7x7_grid_with_stride_2_convs():
     assert timm.models.get_pretrained_cfg('dynamixer_xs_s2stem_sum').first_conv == 'stem.convs.0.conv'
 
 
+def test_mlp_dwconv_puts_a_3x3_depthwise_conv_between_fc1_and_gelu():
+    torch.manual_seed(0)
+    model = timm.create_model('dynamixer_xs_convstem_sum', img_size=28, in_chans=1, num_classes=10, mlp_dwconv=True)
+    plain = timm.create_model('dynamixer_xs_convstem_sum', img_size=28, in_chans=1, num_classes=10)
+    mlps = [layer.mlp for stage in model.stages for layer in stage.layers]
+    assert len(mlps) == 8 and all(type(m).__name__ == 'DwConvMlp' for m in mlps)
+    # one 3x3 kernel and a bias per hidden channel (3 x 32 at 14x14, 3 x 96 at 7x7): 19,200 parameters added
+    added = 2 * 96 * 10 + 6 * 288 * 10
+    assert sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters()) == added
+    # its definition on (B, H, W, C) tokens, written out in NCHW
+    mlp = mlps[3].eval()
+    x = torch.randn(2, 7, 7, 96)
+    h = mlp.fc1(x).permute(0, 3, 1, 2)
+    h = torch.nn.functional.conv2d(h, mlp.dwconv.weight, mlp.dwconv.bias, padding=1, groups=288)
+    expected = mlp.fc2(torch.nn.functional.gelu(h.permute(0, 2, 3, 1)))
+    torch.testing.assert_close(mlp(x), expected, rtol=1e-5, atol=1e-6)
+    assert mlp(x).is_contiguous()
+    # a token's MLP output now depends on its 3x3 neighbours only (a plain MLP sees the token alone)
+    x.requires_grad_(True)
+    mlp(x)[0, 3, 3].sum().backward()
+    assert x.grad[0].abs().sum(-1).nonzero().tolist() == [[i, j] for i in (2, 3, 4) for j in (2, 3, 4)]
+    # the fused path (which fuses only the plain Mlp) gives the plain modules' outputs and gradients
+    fused = timm.create_model('dynamixer_xs_convstem_sum', img_size=28, in_chans=1, num_classes=10, mlp_dwconv=True,
+                              fused=True)
+    unfused = timm.create_model('dynamixer_xs_convstem_sum', img_size=28, in_chans=1, num_classes=10,
+                                mlp_dwconv=True, fused=False)
+    unfused.load_state_dict(fused.state_dict())
+    img = torch.randn(3, 1, 28, 28)
+    fused(img).square().sum().backward()
+    unfused(img).square().sum().backward()
+    torch.testing.assert_close(fused(img), unfused(img), rtol=1e-5, atol=1e-5)
+    for (n, a), b in zip(fused.named_parameters(), unfused.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=n)
+
+
 def test_strided_conv_stem_needs_a_power_of_2_patch():
     with pytest.raises(ValueError, match="stem='conv_s2' needs a patch size that is a power of 2"):
         timm.create_model('dynamixer_xs_s2stem_sum', patch_sizes=(3, 1, 1, 1))
