@@ -17,6 +17,7 @@ What this implementation changes with respect to the authors' code (behaviour an
   * the paper's ablations are constructor options (generator kind, branches, reweighting, sharing);
   * for small images, `stem='conv'` puts two 3x3 convs before the patch conv (`dynamixer_xs_convstem`; not in
     the paper, whose models keep the patch stem);
+  * `mlp_dwconv=True` puts a 3x3 depthwise conv inside every channel MLP (DwConvMlp; not in the paper);
   * the full timm model API (features_only, forward_intermediates, reset_classifier, grad checkpointing).
 
 The operation itself lives in `dynamixer.ops` (a plain PyTorch path and a fused fast path).
