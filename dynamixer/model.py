@@ -289,7 +289,7 @@ class DynaMixerLayer(nn.Module):
             dim, grid_size, num_heads=num_heads, proj_drop_rate=proj_drop_rate, **(block_kwargs or {}), **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.norm2 = norm_layer(dim, **dd)
-        if mlp_dwconv:  # the fused norm + MLP path does not apply to it: dynamixer_norm_mlp runs the modules
+        if mlp_dwconv:  # not a timm Mlp, so dynamixer_norm_mlp runs the modules instead of its fused path
             self.mlp = DwConvMlp(dim, int(dim * mlp_ratio), drop=proj_drop_rate, **dd)
         else:
             self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop_rate, **dd)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 import torch
 import torch.fx
 import torch.nn.functional as F
+from timm.layers import Mlp
 
 from .kernels import triton_mix, triton_mix_enabled
 
@@ -496,6 +497,8 @@ def dynamixer_norm_mlp(layer, x: torch.Tensor) -> torch.Tensor:
 
 
 def _is_plain_gelu_mlp(mlp) -> bool:
+    if type(mlp) is not Mlp:  # a timm Mlp exactly: other MLPs (DwConvMlp's conv) have steps the fusion would skip
+        return False
     fc1, fc2 = getattr(mlp, 'fc1', None), getattr(mlp, 'fc2', None)
     act = getattr(mlp, 'act', None)
     drops = [getattr(mlp, n, None) for n in ('drop1', 'drop2')]
