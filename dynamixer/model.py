@@ -919,6 +919,8 @@ default_cfgs = generate_default_cfgs({
     'dynamixer_xs_convstem.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0, first_conv='stem.conv1.conv'),
     'dynamixer_xs_convstem_sum.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0,
                                         first_conv='stem.conv1.conv'),
+    'dynamixer_xs_convstem_sum_dw.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0,
+                                           first_conv='stem.conv1.conv'),
     'dynamixer_xs_s2stem_sum.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0,
                                       first_conv='stem.convs.0.conv'),
 })
@@ -985,6 +987,21 @@ def dynamixer_xs_convstem_sum(pretrained: bool = False, **kwargs) -> DynaMixer:
     args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
                 num_heads=(2, 4, 4, 4), reduced_dim=2, stem='conv', reweight=False)
     return _create_dynamixer('dynamixer_xs_convstem_sum', pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def dynamixer_xs_convstem_sum_dw(pretrained: bool = False, **kwargs) -> DynaMixer:
+    """dynamixer_xs_convstem_sum with a 3x3 depthwise conv in every channel MLP (`mlp_dwconv=True`): 0.66M params,
+    38 MMACs at 28 px.
+
+    `DwConvMlp` puts the conv between fc1 and the GELU (PVTv2's Mix-FFN): the token mixing sees whole rows and
+    columns, and the channel MLP now favours a token's 3x3 neighbours. On Fashion-MNIST, 28 epochs of the shipped
+    recipe gave 93.42 (seed 42) against the summed model's 93.26 +- 0.03 in 31 epochs, at about 9% more time an
+    epoch (docs/results.md 1r).
+    """
+    args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
+                num_heads=(2, 4, 4, 4), reduced_dim=2, stem='conv', reweight=False, mlp_dwconv=True)
+    return _create_dynamixer('dynamixer_xs_convstem_sum_dw', pretrained, **dict(args, **kwargs))
 
 
 @register_model

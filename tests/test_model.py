@@ -212,6 +212,19 @@ def test_summed_variant_is_the_conv_stem_model_without_reweighting():
     assert timm.models.get_pretrained_cfg('dynamixer_xs_convstem_sum').input_size == (3, 32, 32)
 
 
+def test_dw_variant_is_the_summed_model_with_a_depthwise_conv_in_every_mlp():
+    torch.manual_seed(0)
+    dw = timm.create_model('dynamixer_xs_convstem_sum_dw', img_size=28, in_chans=1, num_classes=10)
+    torch.manual_seed(0)
+    summed_dw = timm.create_model('dynamixer_xs_convstem_sum', img_size=28, in_chans=1, num_classes=10, mlp_dwconv=True)
+    # the same network and initialisation as dynamixer_xs_convstem_sum(mlp_dwconv=True): its checkpoints load strictly
+    assert dw.state_dict().keys() == summed_dw.state_dict().keys()
+    assert all(torch.equal(v, summed_dw.state_dict()[k]) for k, v in dw.state_dict().items())
+    assert sum(p.numel() for p in dw.parameters()) == 659_214  # 0.64M + 19,200 for the convs
+    assert round(_macs(dw, (1, 28, 28)) * 1e3, 1) == 37.3  # MMACs without LayerNorm (37.8 with it: "38")
+    assert timm.models.get_pretrained_cfg('dynamixer_xs_convstem_sum_dw').input_size == (3, 32, 32)
+
+
 def test_strided_conv_stem_reaches_the_7x7_grid_with_stride_2_convs():
     model = timm.create_model('dynamixer_xs_s2stem_sum', img_size=28, in_chans=1, num_classes=10)
     # two stride-2 3x3 conv-BN-GELU (1 -> 24 -> 48 channels), a 1x1 conv to 96: 28x28 -> 14x14 -> 7x7 tokens
