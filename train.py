@@ -16,7 +16,9 @@ import copy
 import csv
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from datetime import datetime
 
@@ -401,6 +403,38 @@ def _create_model(args):
     return model
 
 
+class _SigtermStop:
+    """SIGTERM (a scheduler's preemption, `kill`, torchrun stopping its workers) as a request to stop cleanly.
+
+    One process: the current optimizer step finishes, a recovery checkpoint is saved, and train.py exits with
+    status 143 and the command that resumes. Distributed (the processes would see the signal at different steps),
+    or a second SIGTERM: stop at once; the last epoch or recovery checkpoint is kept. Installed in the main thread
+    only, and the previous handler is restored on exit.
+    """
+
+    def __init__(self, at_once: bool):
+        self.at_once, self.requested, self.epoch, self._previous = at_once, False, 0, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _handle(self, signum, frame):
+        from dynamixer.engine import TrainingStopped
+        if self.at_once or self.requested:
+            raise TrainingStopped(self.epoch, None, saved=False)
+        self.requested = True
+        _logger.info('SIGTERM: stopping after this optimizer step, with a recovery checkpoint')
+
+    def is_requested(self) -> bool:
+        return self.requested
+
+
 def _output_dir(args):
     """Primary process: the run folder. A new run never reuses an existing folder; a resume continues one:
     `--resume PATH` the folder of --experiment (or, without it, the checkpoint's folder), `--resume auto` the
@@ -478,7 +512,7 @@ def main(argv=None):
     from timm.utils import ModelEmaV3, distribute_bn, random_seed
     from dynamixer.checkpoint import CheckpointSaver, find_latest_checkpoint, get_rng_state, resume_checkpoint
     from dynamixer.data import log_skipped_files
-    from dynamixer.engine import evaluate, train_one_epoch
+    from dynamixer.engine import TrainingStopped, evaluate, train_one_epoch
     from dynamixer.model import DynaMixerLayer
     from dynamixer.ops import compile_layers
 
@@ -683,45 +717,58 @@ def main(argv=None):
     best_metric, best_epoch, eval_metrics = None, None, None
     if saver is not None and saver.best_metric is not None:
         best_metric, best_epoch = saver.best_metric, saver.best_epoch
-    for epoch in range(start_epoch, num_epochs):
-        # each epoch's randomness (shuffle, augmentation, drop path, mixup) depends only on (seed, epoch, rank),
-        # so a run resumed at an epoch or recovery checkpoint repeats the uninterrupted run
-        random_seed(args.seed + 100_003 * epoch, args.rank)
-        if hasattr(loader_train.sampler, 'set_epoch'):
-            loader_train.sampler.set_epoch(epoch)
-        if mixup_active and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
-            if collate_fn is not None:
-                loader_train.mixup_enabled = False
-            elif mixup_fn is not None:
-                mixup_fn.mixup_enabled = False
-        epoch_start = time.time()
-        train_metrics = train_one_epoch(
-            epoch, train_model, loader_train, optimizer, train_loss_fn, device, lr_scheduler=lr_scheduler,
-            amp_dtype=amp_dtype, loss_scaler=loss_scaler, mixup_fn=mixup_fn, model_ema=model_ema,
-            clip_grad=args.clip_grad, clip_mode=args.clip_mode, grad_accum_steps=args.grad_accum_steps,
-            log_interval=args.log_interval, recovery_interval=args.recovery_interval, recovery_fn=recovery_fn,
-            resume_state=resume_state if epoch == start_epoch else None, distributed=args.distributed,
-            world_size=args.world_size, is_primary=primary)
-        log_skipped_files(dataset_train, f'in training epoch {epoch}')
-        if args.distributed and args.dist_bn in ('broadcast', 'reduce'):
-            distribute_bn(model, args.world_size, args.dist_bn == 'reduce')
-        eval_metrics = evaluate(train_model, loader_eval, validate_loss_fn, device, amp_dtype=amp_dtype,
-                                distributed=args.distributed, log_interval=args.log_interval, is_primary=primary)
-        log_skipped_files(dataset_eval, f'in validation after epoch {epoch}')
-        if model_ema is not None and not args.model_ema_force_cpu:
-            ema_metrics = evaluate(model_ema, loader_eval, validate_loss_fn, device, amp_dtype=amp_dtype,
-                                   distributed=args.distributed, log_interval=args.log_interval,
-                                   log_prefix='Test (EMA)', is_primary=primary)
-            eval_metrics.update((f'ema_{k}', v) for k, v in ema_metrics.items())
-        lr_scheduler.step(epoch + 1, eval_metrics[args.eval_metric])
-        if primary:
-            _logger.info(f"Epoch {epoch}: train loss {train_metrics['loss']:.4f}, eval loss "
-                         f"{eval_metrics['loss']:.4f}, top-1 {eval_metrics['top1']:.2f}, "
-                         f"top-5 {eval_metrics['top5']:.2f} ({time.time() - epoch_start:.0f} s)")
-            _write_summary(epoch, train_metrics, eval_metrics, os.path.join(output_dir, 'summary.csv'),
-                           lr=train_metrics['lr'])
-            best_metric, best_epoch = saver.save_checkpoint(epoch, metric=eval_metrics[args.eval_metric])
-            saver.remove_recovery()
+    stop = _SigtermStop(at_once=args.distributed)
+    try:
+        with stop:
+            for epoch in range(start_epoch, num_epochs):
+                stop.epoch = epoch
+                if stop.is_requested():  # the signal came during the previous epoch's last step or its validation
+                    raise TrainingStopped(epoch, 0)
+                # each epoch's randomness (shuffle, augmentation, drop path, mixup) depends only on (seed, epoch,
+                # rank), so a run resumed at an epoch or recovery checkpoint repeats the uninterrupted run
+                random_seed(args.seed + 100_003 * epoch, args.rank)
+                if hasattr(loader_train.sampler, 'set_epoch'):
+                    loader_train.sampler.set_epoch(epoch)
+                if mixup_active and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
+                    if collate_fn is not None:
+                        loader_train.mixup_enabled = False
+                    elif mixup_fn is not None:
+                        mixup_fn.mixup_enabled = False
+                epoch_start = time.time()
+                train_metrics = train_one_epoch(
+                    epoch, train_model, loader_train, optimizer, train_loss_fn, device, lr_scheduler=lr_scheduler,
+                    amp_dtype=amp_dtype, loss_scaler=loss_scaler, mixup_fn=mixup_fn, model_ema=model_ema,
+                    clip_grad=args.clip_grad, clip_mode=args.clip_mode, grad_accum_steps=args.grad_accum_steps,
+                    log_interval=args.log_interval, recovery_interval=args.recovery_interval,
+                    recovery_fn=recovery_fn,
+                    resume_state=resume_state if epoch == start_epoch else None,
+                    stop_requested=None if args.distributed else stop.is_requested, distributed=args.distributed,
+                    world_size=args.world_size, is_primary=primary)
+                log_skipped_files(dataset_train, f'in training epoch {epoch}')
+                if args.distributed and args.dist_bn in ('broadcast', 'reduce'):
+                    distribute_bn(model, args.world_size, args.dist_bn == 'reduce')
+                eval_metrics = evaluate(train_model, loader_eval, validate_loss_fn, device, amp_dtype=amp_dtype,
+                                        distributed=args.distributed, log_interval=args.log_interval,
+                                        is_primary=primary)
+                log_skipped_files(dataset_eval, f'in validation after epoch {epoch}')
+                if model_ema is not None and not args.model_ema_force_cpu:
+                    ema_metrics = evaluate(model_ema, loader_eval, validate_loss_fn, device, amp_dtype=amp_dtype,
+                                           distributed=args.distributed, log_interval=args.log_interval,
+                                           log_prefix='Test (EMA)', is_primary=primary)
+                    eval_metrics.update((f'ema_{k}', v) for k, v in ema_metrics.items())
+                lr_scheduler.step(epoch + 1, eval_metrics[args.eval_metric])
+                if primary:
+                    _logger.info(f"Epoch {epoch}: train loss {train_metrics['loss']:.4f}, eval loss "
+                                 f"{eval_metrics['loss']:.4f}, top-1 {eval_metrics['top1']:.2f}, "
+                                 f"top-5 {eval_metrics['top5']:.2f} ({time.time() - epoch_start:.0f} s)")
+                    _write_summary(epoch, train_metrics, eval_metrics, os.path.join(output_dir, 'summary.csv'),
+                                   lr=train_metrics['lr'])
+                    best_metric, best_epoch = saver.save_checkpoint(epoch, metric=eval_metrics[args.eval_metric])
+                    saver.remove_recovery()
+    except TrainingStopped as e:
+        base, name = os.path.split(os.path.normpath(output_dir))
+        e.args = (f'{e}; resume with the same command and --resume auto --output {base} --experiment {name}',)
+        raise
     if args.distributed:
         dist.barrier()
     if primary and eval_metrics is not None:
@@ -736,7 +783,7 @@ def main(argv=None):
 def _run(argv=None):
     """Command-line entry: `main`, with expected failures turned into one `error:` line and an exit status."""
     from dynamixer.checkpoint import CheckpointError
-    from dynamixer.engine import TrainingError
+    from dynamixer.engine import TrainingError, TrainingStopped
     try:
         from dynamixer.data import DataError
     except ImportError:
@@ -747,6 +794,8 @@ def _run(argv=None):
         error_exit(str(e), 2)
     except (TrainingError, CheckpointError, DataError) as e:  # the run stopped; the message says why and what to do
         error_exit(str(e), 1)
+    except TrainingStopped as e:  # SIGTERM
+        error_exit(str(e), 128 + signal.SIGTERM)
     except KeyboardInterrupt:
         error_exit('interrupted; resume with --resume auto --experiment NAME (or --resume PATH/last.pth.tar)', 130)
 

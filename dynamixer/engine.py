@@ -4,7 +4,8 @@ No argparse here: `train.py` builds everything with timm factories and passes it
 beyond a plain step: AMP through `torch.autocast` (a GradScaler only for float16 on CUDA), gradient
 clipping (timm's `dispatch_clip_grad`), gradient accumulation, mixup/cutmix (a timm `Mixup`), EMA
 updates (timm's `ModelEmaV3`), per-interval log lines (loss, lr, img/s, ETA), a stop with a helpful
-message on a NaN/Inf loss or a CUDA out-of-memory error, and a recovery hook every N optimizer steps.
+message on a NaN/Inf loss or a CUDA out-of-memory error, a recovery hook every N optimizer steps, and a
+graceful stop (`stop_requested`, set by train.py on SIGTERM) that saves a recovery checkpoint after the current step.
 `create_model` is `timm.create_model` that also builds models without an `img_size` argument (CNNs).
 """
 import contextlib
@@ -20,7 +21,8 @@ from timm.utils import accuracy, dispatch_clip_grad
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ['TrainingError', 'NonFiniteLossError', 'DeviceOutOfMemoryError', 'create_model', 'train_one_epoch',
+__all__ = ['TrainingError', 'NonFiniteLossError', 'DeviceOutOfMemoryError', 'TrainingStopped', 'create_model',
+           'train_one_epoch',
            'evaluate', 'cpu_has_native_bf16', 'cpu_amp_dtype']
 
 
@@ -86,6 +88,22 @@ class DeviceOutOfMemoryError(TrainingError):
     """The accelerator ran out of memory."""
 
 
+class TrainingStopped(Exception):
+    """A stop was requested (train.py: SIGTERM) and training stopped between two optimizer steps.
+
+    `epoch`, `step`: where it stopped (optimizer steps done in `epoch`; 0 before it started; None: at once, inside
+    a step); `saved`: whether that state was saved (a recovery checkpoint, or the epoch checkpoints at step 0).
+    """
+
+    def __init__(self, epoch: int, step: Optional[int], saved: bool = True):
+        if step is None:  # stopped at once, inside a step
+            where = f'during epoch {epoch}; its last checkpoint is kept'
+        else:
+            where = f'after step {step} of epoch {epoch}' if step else f'before epoch {epoch}'
+        super().__init__(f"stopped {where}{', state saved' if saved else ''}")
+        self.epoch, self.step, self.saved = epoch, step, saved
+
+
 def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
     if amp_dtype is None:
         return contextlib.nullcontext()
@@ -123,6 +141,7 @@ def train_one_epoch(
         recovery_interval: int = 0,
         recovery_fn: Optional[Callable[[int, int, Dict[str, Any]], None]] = None,
         resume_state: Optional[Dict[str, Any]] = None,
+        stop_requested: Optional[Callable[[], bool]] = None,
         distributed: bool = False,
         world_size: int = 1,
         is_primary: bool = True,
@@ -145,6 +164,9 @@ def train_one_epoch(
             `state` holds the running loss sums so a resumed epoch reports the same mean loss.
         resume_state: from a recovery checkpoint: `step` (optimizer steps already done this epoch, their batches
             are read and skipped), `rng_state` (restored once they are skipped), `loss_sum`, `loss_count`.
+        stop_requested: checked after every optimizer step but the epoch's last; when it returns True the
+            epoch stops there: `recovery_fn` saves the exact state (as at a recovery interval), then
+            `TrainingStopped` is raised. Single process only: processes would see the request at different steps.
         distributed, world_size: the loss logged and returned is averaged over processes when distributed.
         is_primary: only the primary process logs.
 
@@ -154,6 +176,7 @@ def train_one_epoch(
     Raises:
         NonFiniteLossError: the loss is NaN/Inf; the message names step, epoch and lr and what to try.
         DeviceOutOfMemoryError: CUDA ran out of memory; the message names the batch size.
+        TrainingStopped: `stop_requested()` returned True; the recovery checkpoint is saved.
     """
     from .checkpoint import set_rng_state  # local: keeps the loop module free of file I/O at import
 
@@ -253,6 +276,10 @@ def train_one_epoch(
         if recovery_fn is not None and recovery_interval and step % recovery_interval == 0 \
                 and step < updates_per_epoch:
             recovery_fn(epoch, step, {'loss_sum': loss_sum, 'loss_count': loss_count})
+        if stop_requested is not None and step < updates_per_epoch and stop_requested():
+            if recovery_fn is not None:
+                recovery_fn(epoch, step, {'loss_sum': loss_sum, 'loss_count': loss_count})
+            raise TrainingStopped(epoch, step, saved=recovery_fn is not None)
 
     mean_loss = loss_sum / max(loss_count, 1)
     if distributed:

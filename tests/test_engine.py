@@ -9,8 +9,8 @@ from timm.utils import ModelEmaV3
 
 from dynamixer.checkpoint import get_rng_state
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
-from dynamixer.engine import (DeviceOutOfMemoryError, NonFiniteLossError, cpu_amp_dtype, cpu_has_native_bf16,
-                              create_model, evaluate, train_one_epoch)
+from dynamixer.engine import (DeviceOutOfMemoryError, NonFiniteLossError, TrainingStopped, cpu_amp_dtype,
+                              cpu_has_native_bf16, create_model, evaluate, train_one_epoch)
 
 CPU = torch.device('cpu')
 
@@ -133,6 +133,31 @@ def test_recovery_hook_runs_every_n_steps_and_resume_skips_done_steps():
     for a, b in zip(model_full.parameters(), model_part.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert resumed['loss'] == pytest.approx(full['loss'], rel=1e-6)
+
+
+def test_stop_request_saves_the_state_after_the_current_step_and_raises():
+    data = _batches(n_batches=7)
+    saved, steps_seen = [], []
+
+    def stop_requested():  # asked after every optimizer step but the last; True once 4 steps are done
+        steps_seen.append(len(steps_seen) + 1)
+        return len(steps_seen) == 4
+
+    model = _model()
+    with pytest.raises(TrainingStopped, match='stopped after step 4 of epoch 0, state saved') as info:
+        _train(model, data, recovery_fn=lambda epoch, step, state: saved.append((epoch, step, state['loss_count'])),
+               stop_requested=stop_requested)
+    assert (info.value.epoch, info.value.step, info.value.saved) == (0, 4, True)
+    assert saved == [(0, 4, 16)]  # the 4 steps done, 4 images each
+    # the model holds exactly those 4 steps
+    reference = _model()
+    _train(reference, data[:4])
+    for a, b in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # not asked after the epoch's last step: the epoch ends normally and train.py checks before the next one
+    asked = []
+    _train(_model(), data, stop_requested=lambda: asked.append(1) or False)
+    assert len(asked) == 6
 
 
 def test_log_line_has_loss_lr_throughput_and_eta(caplog):

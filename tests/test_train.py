@@ -305,6 +305,44 @@ def test_train_resumes_after_kill_with_identical_metrics(tmp_path, image_folder,
     assert not glob.glob(str(out / 'killed' / 'recovery-*'))  # superseded by the epoch checkpoints
 
 
+def test_sigterm_saves_a_recovery_checkpoint_and_the_resumed_run_matches(tmp_path, image_folder):
+    """SIGTERM (preemption, `kill`) in epoch 1: the step ends, a recovery checkpoint is saved, train.py exits 143
+    with the resume command, and that command finishes with the uninterrupted run's summary.csv."""
+    out = tmp_path / 'runs'
+    recipe = [image_folder] + QUICK + ['--epochs', '3', '--output', out, '--seed', '7', '-b', '2', '--in-memory',
+                                       '--color-jitter', '0', '--model-ema', '--model-ema-decay', '0.9',
+                                       '--log-interval', '1']
+    full = run_train(recipe + ['--experiment', 'full'])
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    cmd = [sys.executable, os.path.join(REPO, 'train.py')] + [str(a) for a in recipe + ['--experiment', 'stopped']]
+    log = tmp_path / 'stderr.txt'
+    with open(log, 'w') as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=cpu_env(), stdout=subprocess.DEVNULL, stderr=err, text=True)
+        deadline = time.time() + 240
+        while 'Train: 1 [ 1/12' not in log.read_text() and proc.poll() is None:
+            assert time.time() < deadline
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    stderr = log.read_text()
+    assert 'SIGTERM: stopping after this optimizer step, with a recovery checkpoint' in stderr
+    match = re.search(r'error: stopped after step (\d+) of epoch 1, state saved; resume with the same command and '
+                      r'--resume auto --output (.+) --experiment stopped$', stderr.strip().splitlines()[-1])
+    assert match and 1 <= int(match.group(1)) < 12 and match.group(2) == str(out), stderr[-2000:]
+    assert 'Traceback' not in stderr
+    assert len(glob.glob(str(out / 'stopped' / 'recovery-1-*.pth.tar'))) == 1
+
+    resumed = run_train(recipe + ['--experiment', 'stopped', '--resume', 'auto'])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f'starting epoch 1 at step {match.group(1)}' in resumed.stderr
+    expected, got = _summary(out / 'full'), _summary(out / 'stopped')
+    assert [r['epoch'] for r in got] == ['0', '1', '2']
+    for row_expected, row_got in zip(expected, got):
+        for key, value in row_expected.items():
+            assert float(row_got[key]) == pytest.approx(float(value), rel=1e-6), key
+
+
 def test_fashion_mnist_config_trains_on_grey_images(tmp_path):
     if not os.path.isdir('/usr/share/datasets/fashion-mnist'):
         pytest.skip('Fashion-MNIST is not installed')
