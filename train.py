@@ -407,16 +407,17 @@ class _SigtermStop:
     """SIGTERM (a scheduler's preemption, `kill`, torchrun stopping its workers) as a request to stop cleanly.
 
     One process: the current optimizer step finishes, a recovery checkpoint is saved, and train.py exits with
-    status 143 and the command that resumes. Distributed (the processes would see the signal at different steps),
-    or a second SIGTERM: stop at once; the last epoch or recovery checkpoint is kept. Installed in the main thread
-    only, and the previous handler is restored on exit.
+    status 143 and the command that resumes; a second SIGTERM stops at once. Distributed runs keep SIGTERM's
+    default action: the processes would see it at different steps, and torchrun uses it to stop workers that may
+    be blocked in a collective with a dead peer; the last epoch or recovery checkpoint resumes there. Installed in
+    the main thread only, and the previous handler is restored on exit.
     """
 
-    def __init__(self, at_once: bool):
-        self.at_once, self.requested, self.epoch, self._previous = at_once, False, 0, None
+    def __init__(self, enabled: bool):
+        self.enabled, self.requested, self.epoch, self._previous = enabled, False, 0, None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if self.enabled and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 
@@ -426,7 +427,7 @@ class _SigtermStop:
 
     def _handle(self, signum, frame):
         from dynamixer.engine import TrainingStopped
-        if self.at_once or self.requested:
+        if self.requested:
             raise TrainingStopped(self.epoch, None, saved=False)
         self.requested = True
         _logger.info('SIGTERM: stopping after this optimizer step, with a recovery checkpoint')
@@ -717,7 +718,7 @@ def main(argv=None):
     best_metric, best_epoch, eval_metrics = None, None, None
     if saver is not None and saver.best_metric is not None:
         best_metric, best_epoch = saver.best_metric, saver.best_epoch
-    stop = _SigtermStop(at_once=args.distributed)
+    stop = _SigtermStop(enabled=not args.distributed)
     try:
         with stop:
             for epoch in range(start_epoch, num_epochs):
