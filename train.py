@@ -430,7 +430,8 @@ class _SigtermStop:
         if self.requested:
             raise TrainingStopped(self.epoch, None, saved=False)
         self.requested = True
-        _logger.info('SIGTERM: stopping after this optimizer step, with a recovery checkpoint')
+        _logger.info('SIGTERM: stopping after this optimizer step (in validation: after the epoch checkpoint), '
+                     'state saved')
 
     def is_requested(self) -> bool:
         return self.requested

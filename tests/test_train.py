@@ -326,7 +326,7 @@ def test_sigterm_saves_a_recovery_checkpoint_and_the_resumed_run_matches(tmp_pat
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=120) == 128 + signal.SIGTERM
     stderr = log.read_text()
-    assert 'SIGTERM: stopping after this optimizer step, with a recovery checkpoint' in stderr
+    assert 'SIGTERM: stopping after this optimizer step (in validation: after the epoch checkpoint)' in stderr
     match = re.search(r'error: stopped after step (\d+) of epoch 1, state saved; resume with the same command and '
                       r'--resume auto --output (.+) --experiment stopped$', stderr.strip().splitlines()[-1])
     assert match and 1 <= int(match.group(1)) < 12 and match.group(2) == str(out), stderr[-2000:]
