@@ -413,7 +413,7 @@ class _SigtermStop:
     the main thread only, and the previous handler is restored on exit.
     """
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool):  # disabled: never requested, SIGTERM keeps its action
         self.enabled, self.requested, self.epoch, self._previous = enabled, False, 0, None
 
     def __enter__(self):
@@ -744,7 +744,7 @@ def main(argv=None):
                     log_interval=args.log_interval, recovery_interval=args.recovery_interval,
                     recovery_fn=recovery_fn,
                     resume_state=resume_state if epoch == start_epoch else None,
-                    stop_requested=None if args.distributed else stop.is_requested, distributed=args.distributed,
+                    stop_requested=stop.is_requested, distributed=args.distributed,
                     world_size=args.world_size, is_primary=primary)
                 log_skipped_files(dataset_train, f'in training epoch {epoch}')
                 if args.distributed and args.dist_bn in ('broadcast', 'reduce'):

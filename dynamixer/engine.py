@@ -22,8 +22,7 @@ from timm.utils import accuracy, dispatch_clip_grad
 _logger = logging.getLogger(__name__)
 
 __all__ = ['TrainingError', 'NonFiniteLossError', 'DeviceOutOfMemoryError', 'TrainingStopped', 'create_model',
-           'train_one_epoch',
-           'evaluate', 'cpu_has_native_bf16', 'cpu_amp_dtype']
+           'train_one_epoch', 'evaluate', 'cpu_has_native_bf16', 'cpu_amp_dtype']
 
 
 def cpu_has_native_bf16() -> bool:
@@ -273,13 +272,12 @@ def train_one_epoch(
             interval_start, interval_samples = now, 0
             interval_loss_sum, interval_loss_count = 0.0, 0
 
-        if recovery_fn is not None and recovery_interval and step % recovery_interval == 0 \
-                and step < updates_per_epoch:
-            recovery_fn(epoch, step, {'loss_sum': loss_sum, 'loss_count': loss_count})
-        if stop_requested is not None and step < updates_per_epoch and stop_requested():
-            if recovery_fn is not None:
+        if step < updates_per_epoch:  # the epoch's last step is saved by the epoch checkpoint
+            stop = stop_requested is not None and stop_requested()
+            if recovery_fn is not None and (stop or (recovery_interval and step % recovery_interval == 0)):
                 recovery_fn(epoch, step, {'loss_sum': loss_sum, 'loss_count': loss_count})
-            raise TrainingStopped(epoch, step, saved=recovery_fn is not None)
+            if stop:
+                raise TrainingStopped(epoch, step, saved=recovery_fn is not None)
 
     mean_loss = loss_sum / max(loss_count, 1)
     if distributed:
