@@ -950,6 +950,11 @@ def dynamixer_l(pretrained: bool = False, **kwargs) -> DynaMixer:
     return _create_dynamixer('dynamixer_l', pretrained, **dict(args, **kwargs))
 
 
+# the XS network; its variants below differ only in the options they add
+_XS_ARGS = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96), num_heads=(2, 4, 4, 4),
+                reduced_dim=2)
+
+
 @register_model
 def dynamixer_xs(pretrained: bool = False, **kwargs) -> DynaMixer:
     """DynaMixer-XS for 28-64 px images (Fashion-MNIST, CIFAR): 0.70M params, 35 MMACs at 28 px.
@@ -957,8 +962,7 @@ def dynamixer_xs(pretrained: bool = False, **kwargs) -> DynaMixer:
     2x2 patches: 2 layers of width 32 at 14x14 tokens (16x16 at 32 px), a 2x2 patch merge, 6 layers of
     width 96 at 7x7 (8x8). Sized to train many epochs on a 2-core CPU (docs/results.md).
     """
-    args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
-                num_heads=(2, 4, 4, 4), reduced_dim=2)
+    args = dict(_XS_ARGS)
     return _create_dynamixer('dynamixer_xs', pretrained, **dict(args, **kwargs))
 
 
@@ -970,8 +974,7 @@ def dynamixer_xs_convstem(pretrained: bool = False, **kwargs) -> DynaMixer:
     token starts with local features. On Fashion-MNIST it beat dynamixer_xs in equal-budget runs (+2.75 top-1 at
     60k images, +1.2 at 120k; docs/results.md).
     """
-    args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
-                num_heads=(2, 4, 4, 4), reduced_dim=2, stem='conv')
+    args = dict(_XS_ARGS, stem='conv')
     return _create_dynamixer('dynamixer_xs_convstem', pretrained, **dict(args, **kwargs))
 
 
@@ -984,8 +987,7 @@ def dynamixer_xs_convstem_sum(pretrained: bool = False, **kwargs) -> DynaMixer:
     model's 91.95; with stochastic depth 0.1 and a weight EMA, 93.26 +- 0.03 (2 seeds) in 31 epochs
     (docs/results.md 1p, 1q). With reweighting off the row, column and channel branches are simply added.
     """
-    args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
-                num_heads=(2, 4, 4, 4), reduced_dim=2, stem='conv', reweight=False)
+    args = dict(_XS_ARGS, stem='conv', reweight=False)
     return _create_dynamixer('dynamixer_xs_convstem_sum', pretrained, **dict(args, **kwargs))
 
 
@@ -999,8 +1001,7 @@ def dynamixer_xs_convstem_sum_dw(pretrained: bool = False, **kwargs) -> DynaMixe
     recipe gave 93.42 (seed 42) against the summed model's 93.26 +- 0.03 in 31 epochs, at about 9% more time an
     epoch (docs/results.md 1r; a second seed tracked it over the 14 epochs it ran, 1s).
     """
-    args = dict(depths=(2, 2, 2, 2), patch_sizes=(2, 2, 1, 1), embed_dims=(32, 96, 96, 96),
-                num_heads=(2, 4, 4, 4), reduced_dim=2, stem='conv', reweight=False, mlp_dwconv=True)
+    args = dict(_XS_ARGS, stem='conv', reweight=False, mlp_dwconv=True)
     return _create_dynamixer('dynamixer_xs_convstem_sum_dw', pretrained, **dict(args, **kwargs))
 
 
