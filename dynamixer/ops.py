@@ -534,3 +534,50 @@ class FusedNormMlp(torch.autograd.Function):
         dx, dln_w, dln_b = torch.ops.aten.native_layer_norm_backward(
             dh @ w1, x2, (C,), mean, rstd, ln_w, ln_b, [True, True, True])
         return dx.view(dout.shape[:-1] + (C,)), dln_w, dln_b, dw1, db1, dw2, db2, None
+
+
+# The depthwise 3x3 conv of DwConvMlp (mlp_dwconv=True) as an op that torch.compile keeps whole. Inductor lowers
+# an nn.Conv2d on the permuted (B, H, W, C) tensor with layouts of its own: on a CPU the compiled layers of
+# dynamixer_xs_convstem_sum_dw then trained at 51 img/s against 156 eager, convolution_backward alone 4.7x slower
+# (docs/benchmarks.md, "A third CPU"). As one custom op, forward and backward, the graph calls the same kernels
+# as eager, in the same channels-last layout.
+
+@torch.library.custom_op('dynamixer::dwconv3x3_nhwc', mutates_args=())
+def dwconv3x3_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) -> (B, H, W, C): conv2d(x, weight (C, 1, 3, 3), bias, padding 1, groups C), in x's dtype."""
+    y = F.conv2d(x.permute(0, 3, 1, 2), weight.to(x.dtype), bias.to(x.dtype), padding=1, groups=x.shape[-1])
+    return y.permute(0, 2, 3, 1).contiguous()
+
+
+@dwconv3x3_nhwc.register_fake
+def _(x, weight, bias):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op('dynamixer::dwconv3x3_nhwc_backward', mutates_args=())
+def _dwconv3x3_nhwc_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
+                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    C = x.shape[-1]
+    dx, dw, db = torch.ops.aten.convolution_backward(
+        grad.permute(0, 3, 1, 2), x.permute(0, 3, 1, 2), weight.to(x.dtype), [C], [1, 1], [1, 1], [1, 1], False,
+        [0, 0], C, [True, True, True])
+    return dx.permute(0, 2, 3, 1).contiguous(), dw.to(weight.dtype), db.to(weight.dtype)
+
+
+@_dwconv3x3_nhwc_backward.register_fake
+def _(grad, x, weight):
+    return (torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(weight),
+            weight.new_empty(weight.shape[0]))
+
+
+def _dwconv_setup_context(ctx, inputs, output):
+    x, weight, _ = inputs
+    ctx.save_for_backward(x, weight)
+
+
+def _dwconv_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    return _dwconv3x3_nhwc_backward(grad.contiguous(), x, weight)
+
+
+dwconv3x3_nhwc.register_autograd(_dwconv_backward, setup_context=_dwconv_setup_context)

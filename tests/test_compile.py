@@ -143,3 +143,53 @@ def test_layers_compiled_with_one_budget_share_their_graphs():
     compile_layers(models[1], memory_budget=0.4, backend=counter)
     models[1](x)
     assert counter.frame_count == 4
+
+
+def test_dwconv_op_gives_the_depthwise_conv_outputs_and_gradients():
+    from dynamixer.model import DwConvMlp
+    from dynamixer.ops import dwconv3x3_nhwc
+    torch.manual_seed(0)
+    mlp = DwConvMlp(6, 12)
+    x = torch.randn(3, 5, 4, 12, requires_grad=True)  # (B, H, W, hidden), an odd grid
+    ref = mlp.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    out = dwconv3x3_nhwc(x, mlp.dwconv.weight, mlp.dwconv.bias)
+    assert out.shape == (3, 5, 4, 12) and out.is_contiguous()
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    params = [x, mlp.dwconv.weight, mlp.dwconv.bias]
+    g_ref = torch.autograd.grad(ref.square().sum(), params)
+    g_out = torch.autograd.grad(out.square().sum(), params)
+    for a, b in zip(g_out, g_ref):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    # under autocast the conv runs in the input's dtype and the weight gradients keep the weights' dtype
+    xb = x.detach().bfloat16().requires_grad_()
+    outb = dwconv3x3_nhwc(xb, mlp.dwconv.weight, mlp.dwconv.bias)
+    assert outb.dtype == torch.bfloat16
+    gw = torch.autograd.grad(outb.float().sum(), mlp.dwconv.weight)[0]
+    assert gw.dtype == torch.float32
+
+
+def test_compiled_dwconv_mlp_keeps_the_conv_as_one_op_and_gives_the_eager_gradients():
+    from dynamixer.model import DwConvMlp
+    torch.manual_seed(0)
+    mlp = DwConvMlp(8, 16)
+    x = torch.randn(2, 7, 7, 8, requires_grad=True)
+    ref = mlp(x)
+    g_ref = torch.autograd.grad(ref.square().sum(), [x] + list(mlp.parameters()))
+    graphs = []
+
+    def recording_backend(gm, example_inputs):
+        graphs.append(gm.code)
+        return gm.forward
+
+    out = torch.compile(mlp, backend=recording_backend)(x)
+    g_out = torch.autograd.grad(out.square().sum(), [x] + list(mlp.parameters()))
+    assert len(graphs) == 1 and 'dwconv3x3_nhwc' in graphs[0] and 'conv2d' not in graphs[0]
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g_out, g_ref):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    # and through AOTAutograd, which traces the op's registered backward
+    torch._dynamo.reset()
+    out = torch.compile(mlp, backend='aot_eager')(x)
+    g_out = torch.autograd.grad(out.square().sum(), [x] + list(mlp.parameters()))
+    for a, b in zip(g_out, g_ref):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()

@@ -9,6 +9,7 @@ falls on all modes alike. Modes, all dynamixer_xs_convstem_sum at 28 px, 1 chann
   regional  fused=False, dynamixer.ops.compile_layers (each DynaMixerLayer compiled, stem and head eager)
   whole     fused=False, torch.compile of the whole model
   dw        plain with mlp_dwconv=True (dynamixer_xs_convstem_sum_dw), for its cost per step
+  dw-regional  dw compiled per layer (its conv as the dynamixer::dwconv3x3_nhwc op since session 24)
 Prints each mode's first step (compile included), then per round the img/s of 20 steps per mode.
 
 OMP_NUM_THREADS=2 python docs/bench/avx2/xs_fp32_ab.py > docs/bench/avx2/xs_fp32_ab.txt
@@ -46,6 +47,7 @@ modes = {
     'regional': build('dynamixer_xs_convstem_sum', False, 'regional'),
     'whole': build('dynamixer_xs_convstem_sum', False, 'whole'),
     'dw': build('dynamixer_xs_convstem_sum_dw', False),
+    'dw-regional': build('dynamixer_xs_convstem_sum_dw', False, 'regional'),
 }
 x = torch.randn(BATCH, 1, 28, 28)
 y = torch.randint(0, 10, (BATCH,))
@@ -78,4 +80,4 @@ for r in range(ROUNDS):
 base = statistics.median(speeds['plain'])
 for name, s in speeds.items():
     med = statistics.median(s)
-    print(f'{name:9s} median {med:6.0f} img/s  (min {min(s):.0f}, max {max(s):.0f})  {med / base:.2f}x plain')
+    print(f'{name:11s} median {med:6.0f} img/s  (min {min(s):.0f}, max {max(s):.0f})  {med / base:.2f}x plain')
