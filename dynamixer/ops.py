@@ -26,6 +26,8 @@ The Functions are written with plain aten ops only (no Triton, no C++), so it ru
 through torch.compile without graph breaks. One opt-in exception, off by default and not yet measured on a GPU:
 with DYNAMIXER_TRITON_MIX=1 on CUDA, the forward's generate -> softmax -> mix of a dynamic op runs as one Triton
 kernel (`dynamixer.kernels.mix`), never under torch.compile.
+`dwconv3x3_nhwc` (end of file) is the depthwise conv of `DwConvMlp` as one custom op, which DwConvMlp calls while
+torch.compile traces it, so that inductor runs the eager conv kernels in their eager layout.
 """
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
