@@ -540,8 +540,8 @@ class FusedNormMlp(torch.autograd.Function):
 
 # The depthwise 3x3 conv of DwConvMlp (mlp_dwconv=True) as an op that torch.compile keeps whole. Inductor lowers
 # an nn.Conv2d on the permuted (B, H, W, C) tensor with layouts of its own: on a CPU the compiled layers of
-# dynamixer_xs_convstem_sum_dw then trained at 51 img/s against 156 eager, convolution_backward alone 4.7x slower
-# (docs/benchmarks.md, "A third CPU"). As one custom op, forward and backward, the graph calls the same kernels
+# dynamixer_xs_convstem_sum_dw then trained at 49 img/s against 155 eager, convolution_backward alone 2.6x slower
+# (docs/bench/avx2/dwconv_compile_ab.txt, docs/benchmarks.md "A third CPU"). As one custom op, forward and backward, the graph calls the same kernels
 # as eager, in the same channels-last layout.
 
 @torch.library.custom_op('dynamixer::dwconv3x3_nhwc', mutates_args=())
