@@ -71,6 +71,9 @@ parser.add_argument('--interpolation', default='', metavar='NAME', help='image r
 parser.add_argument('-b', '--batch-size', type=int, default=256, metavar='N', help='mini-batch size (default: 256)')
 parser.add_argument('-j', '--workers', type=int, default=4, metavar='N', help='data loading workers (default: 4)')
 parser.add_argument('--no-prefetcher', action='store_true', help='normalise on the CPU instead of the device')
+parser.add_argument('--tta-hflip', action='store_true',
+                    help="test-time augmentation: average each image's logits with those of its horizontal mirror "
+                         "(for models trained with --hflip; twice the evaluation time)")
 parser.add_argument('--amp', action='store_true', help='use mixed precision (autocast)')
 parser.add_argument('--force-amp', action='store_true',
                     help='keep --amp on a CPU without AVX-512 (by default evaluated in fp32 there, with a warning)')
@@ -159,7 +162,7 @@ def validate(args: argparse.Namespace) -> Dict:
     start = time.perf_counter()
     try:
         metrics = evaluate(model, loader, nn.CrossEntropyLoss().to(device), device, amp_dtype=amp_dtype,
-                           log_interval=args.log_freq)
+                           log_interval=args.log_freq, tta_hflip=args.tta_hflip)
     except ValueError as e:  # the model rejects the input size or channels; its message says what to do
         raise InputError(str(e).splitlines()[0]) from None
     elapsed = time.perf_counter() - start
@@ -172,7 +175,7 @@ def validate(args: argparse.Namespace) -> Dict:
         top5=round(metrics['top5'], 4), top5_err=round(100 - metrics['top5'], 4), loss=round(metrics['loss'], 6),
         images_per_sec=round(len(dataset) / elapsed, 2), param_count=round(param_count / 1e6, 3),
         img_size=input_size[-1], in_chans=in_chans, crop_pct=data_config['crop_pct'],
-        interpolation=data_config['interpolation'], use_ema=args.use_ema, amp=str(amp_dtype).replace('torch.', '') if amp_dtype else '',
+        interpolation=data_config['interpolation'], use_ema=args.use_ema, tta_hflip=args.tta_hflip, amp=str(amp_dtype).replace('torch.', '') if amp_dtype else '',
         device=str(device),
     )
 

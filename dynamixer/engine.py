@@ -288,6 +288,11 @@ def train_one_epoch(
 
 
 @torch.no_grad()
+def _first(output):
+    """The logits of a model that returns a tuple or list (e.g. with auxiliary or distillation heads)."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
 def evaluate(
         model: torch.nn.Module,
         loader,
@@ -298,8 +303,12 @@ def evaluate(
         log_interval: int = 50,
         log_prefix: str = 'Test',
         is_primary: bool = True,
+        tta_hflip: bool = False,
 ) -> Dict[str, float]:
     """Evaluate on a loader of (input, target) with integer targets.
+
+    With `tta_hflip`, each image's logits are the mean of the logits of the image and of its horizontal mirror
+    (test-time augmentation for models trained with horizontal flips; twice the evaluation cost).
 
     Returns:
         OrderedDict with mean `loss`, `top1` and `top5` accuracy in percent (top5 is top-k with k the number of
@@ -312,12 +321,11 @@ def evaluate(
         input, target = input.to(device, non_blocking=True), target.to(device, non_blocking=True)
         try:
             with _autocast(device, amp_dtype):
-                output = model(input)
+                output = _first(model(input)).float()
+                if tta_hflip:
+                    output = (output + _first(model(input.flip(-1))).float()) / 2
         except torch.OutOfMemoryError as e:
             raise _oom_error(e, input.shape[0], 1, 'evaluation') from None
-        if isinstance(output, (tuple, list)):
-            output = output[0]
-        output = output.float()
         loss = loss_fn(output, target)
         acc1, acc5 = accuracy(output, target, topk=(1, min(5, output.shape[-1])))
         n = input.shape[0]

@@ -62,6 +62,23 @@ def test_evaluate_counts_top1_and_top5_exactly():
     assert out['loss'] == pytest.approx(torch.nn.functional.cross_entropy(logits, target).item())
 
 
+def test_evaluate_tta_hflip_scores_the_mean_of_the_logits_of_the_image_and_its_mirror():
+    # the model reads the left and right pixel of a 1x2 image: class 0 wins on the image, class 1 on its mirror,
+    # and their mean ties broken towards class 2 by a constant
+    class LeftRight(torch.nn.Module):
+        def forward(self, x):  # x: (B, 1, 1, 2) -> logits (B, 3)
+            left, right = x[:, 0, 0, 0], x[:, 0, 0, 1]
+            return torch.stack([3 * left, 3 * right, torch.full_like(left, 2.)], -1)
+
+    x = torch.tensor([[[[1., 0.]]]])
+    target = torch.tensor([2])
+    plain = evaluate(LeftRight(), [(x, target)], torch.nn.CrossEntropyLoss(), CPU)
+    tta = evaluate(LeftRight(), [(x, target)], torch.nn.CrossEntropyLoss(), CPU, tta_hflip=True)
+    assert plain['top1'] == 0.0 and tta['top1'] == 100.0  # mean logits (1.5, 1.5, 2): class 2
+    mean_logits = torch.tensor([[1.5, 1.5, 2.]])
+    assert tta['loss'] == pytest.approx(torch.nn.functional.cross_entropy(mean_logits, target).item())
+
+
 def test_grad_accumulation_equals_one_large_batch():
     data = _batches(n_batches=4, batch_size=4)
     big = [(torch.cat([a[0] for a in data[i:i + 2]]), torch.cat([a[1] for a in data[i:i + 2]])) for i in (0, 2)]

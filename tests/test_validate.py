@@ -112,6 +112,26 @@ def test_validate_image_folder_top1_equals_direct_computation(folder, checkpoint
     assert f"Acc@1 {results['top1']:.3f}" in out
 
 
+def test_validate_tta_hflip_averages_the_logits_of_each_image_and_its_mirror(folder, checkpoint, tmp_path, capsys):
+    root, pixels, labels = folder
+    rc, _, err = _run_main([root, '--model', 'dynamixer_xs', '--img-size', IMG, '--num-classes', NUM_CLASSES,
+                            '--checkpoint', checkpoint, '--tta-hflip', '-b', 8, '-j', 0,
+                            '--results-file', tmp_path / 'r.json'], capsys)
+    assert rc == 0, err
+    results = json.loads((tmp_path / 'r.json').read_text())
+    model = _tiny_model()
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)['state_dict'])
+    x = _normalize(pixels)
+    with torch.no_grad():
+        logits = (model(x) + model(x.flip(-1))) / 2
+    plain_loss = _direct_metrics(model, x, labels)[2]
+    loss = F.cross_entropy(logits, labels).item()
+    assert abs(loss - plain_loss) > 1e-3  # the mirror changes the outputs: the test can tell TTA from none
+    assert results['loss'] == pytest.approx(loss, rel=1e-4)
+    assert results['top1'] == pytest.approx(100 * (logits.argmax(-1) == labels).float().mean().item(), abs=1e-3)
+    assert results['tta_hflip'] is True
+
+
 def test_validate_uses_ema_weights_when_asked(folder, tmp_path, capsys):
     root, pixels, labels = folder
     ema = _tiny_model(seed=1)
