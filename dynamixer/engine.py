@@ -287,12 +287,12 @@ def train_one_epoch(
     return OrderedDict([('loss', mean_loss), ('lr', lr)])
 
 
-@torch.no_grad()
 def _first(output):
     """The logits of a model that returns a tuple or list (e.g. with auxiliary or distillation heads)."""
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
+@torch.no_grad()
 def evaluate(
         model: torch.nn.Module,
         loader,

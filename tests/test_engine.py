@@ -79,6 +79,20 @@ def test_evaluate_tta_hflip_scores_the_mean_of_the_logits_of_the_image_and_its_m
     assert tta['loss'] == pytest.approx(torch.nn.functional.cross_entropy(mean_logits, target).item())
 
 
+def test_evaluate_runs_without_autograd_so_no_activations_are_kept():
+    seen = []
+
+    class Probe(torch.nn.Linear):
+        def forward(self, x):
+            seen.append(torch.is_grad_enabled())
+            return super().forward(x)
+
+    model = Probe(8, 3)
+    out = evaluate(model, _batches(n_batches=2), torch.nn.CrossEntropyLoss(), CPU, tta_hflip=True)
+    assert seen == [False] * 4 and torch.is_grad_enabled()  # 2 batches x (image, mirror); grad mode restored
+    assert 0 <= out['top1'] <= 100
+
+
 def test_grad_accumulation_equals_one_large_batch():
     data = _batches(n_batches=4, batch_size=4)
     big = [(torch.cat([a[0] for a in data[i:i + 2]]), torch.cat([a[1] for a in data[i:i + 2]])) for i in (0, 2)]
