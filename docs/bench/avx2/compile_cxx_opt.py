@@ -1,0 +1,79 @@
+"""How much of the cold regional-compile warm-up is g++ optimising, and what the kernels lose without it.
+
+    OMP_NUM_THREADS=2 python docs/bench/avx2/compile_cxx_opt.py > docs/bench/avx2/compile_cxx_opt.txt
+
+compile_breakdown.txt found half of the AVX2 warm-up waiting for g++ on inductor's C++ kernels, which inductor
+always builds with -O3. Here the same `compile_layers(model, fused=False)` of dynamixer_s (batch 8, 224 px) compiles
+from an empty TORCHINDUCTOR_CACHE_DIR, one fresh process per line, with `CXX` (inductor's `cpp.cxx`) pointing at a
+wrapper that runs g++ with -O3 replaced by the level of the line. `first_s` is the first call (the compile), then
+`steady` the median of 5 further calls: an inference forward (no_grad) or a training step (forward, backward,
+AdamW). A measurement, not a shipped setting: the wrapper is a bench device.
+"""
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+LEVELS = ['O3', 'O2', 'O1']
+
+
+def child(bench: str) -> None:
+    import torch
+    import timm
+    import dynamixer  # noqa: F401 (registers the models)
+    from dynamixer.ops import compile_layers
+    from torch._dynamo.utils import compilation_time_metrics as times
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = timm.create_model('dynamixer_s')
+    compile_layers(model, fused=False)
+    x = torch.randn(8, 3, 224, 224)
+    opt = torch.optim.AdamW(model.parameters())
+
+    def step():
+        if bench == 'inference':
+            with torch.no_grad():
+                model(x)
+        else:
+            model(x).logsumexp(-1).mean().backward()
+            opt.step()
+            opt.zero_grad()
+
+    model.train(bench == 'train')
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    steps = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        step()
+        steps.append(time.perf_counter() - t0)
+    wait = sum(times.get('async_compile.wait', [0.0]))
+    print(f'{os.environ["CXX_OPT_LEVEL"]:5s} {bench:9s} {first:7.1f} {wait:6.1f} {statistics.median(steps):7.3f} '
+          f'{" ".join(f"{s:.3f}" for s in steps)}', flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) == 2:
+        return child(sys.argv[1])
+    import torch
+    gxx = subprocess.run(['g++', '--version'], capture_output=True, text=True).stdout.splitlines()[0]
+    print(f'# torch {torch.__version__}, {gxx}, {os.cpu_count()} CPUs, '
+          f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}')
+    print('# level bench   first_s g++_wait steady_s (median of the 5 calls after the first) calls')
+    for level in LEVELS:
+        tmp = tempfile.mkdtemp()
+        wrapper = os.path.join(tmp, 'gxx')
+        with open(wrapper, 'w') as f:  # every -O3 on the command line becomes -O<level>
+            f.write('#!/bin/sh\nfor a in "$@"; do shift; [ "$a" = -O3 ] && a=-' + level
+                    + '; set -- "$@" "$a"; done\nexec g++ "$@"\n')
+        os.chmod(wrapper, 0o755)
+        for bench in ['inference', 'train']:
+            env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=tempfile.mkdtemp(), CXX=wrapper, CXX_OPT_LEVEL=level)
+            subprocess.run([sys.executable, __file__, bench], env=env, check=True, stderr=subprocess.DEVNULL)
+
+
+if __name__ == '__main__':
+    main()
