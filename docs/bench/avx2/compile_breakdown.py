@@ -21,16 +21,17 @@ PHASES = ['bytecode_tracing', 'create_aot_dispatcher_function', 'GraphLowering.r
           'async_compile.wait']
 
 
-def child(bench: str, dynamic: bool) -> None:
+def compiled_step(bench: str, **compile_kwargs):
+    """dynamixer_s (batch 8, 224 px, 2 threads) with `compile_layers(model, fused=False, **compile_kwargs)`, and a
+    function running one inference forward (no_grad) or one training step (forward, backward, AdamW)."""
     import torch
     import timm
     import dynamixer  # noqa: F401 (registers the models)
     from dynamixer.ops import compile_layers
-    from torch._dynamo.utils import compilation_time_metrics as times
     torch.set_num_threads(2)
     torch.manual_seed(0)
     model = timm.create_model('dynamixer_s')
-    compile_layers(model, fused=False, **({'dynamic': True} if dynamic else {}))
+    compile_layers(model, fused=False, **compile_kwargs)
     x = torch.randn(8, 3, 224, 224)
     opt = torch.optim.AdamW(model.parameters())
 
@@ -44,6 +45,12 @@ def child(bench: str, dynamic: bool) -> None:
             opt.zero_grad()
 
     model.train(bench == 'train')
+    return step
+
+
+def child(bench: str, dynamic: bool) -> None:
+    from torch._dynamo.utils import compilation_time_metrics as times
+    step = compiled_step(bench, **({'dynamic': True} if dynamic else {}))
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0

@@ -22,29 +22,10 @@ LINES = [('O3', False), ('O2', False), ('O1', False), ('O3', True)]  # (g++ leve
 
 
 def child(bench: str) -> None:
-    import torch
-    import timm
-    import dynamixer  # noqa: F401 (registers the models)
-    from dynamixer.ops import compile_layers
     from torch._dynamo.utils import compilation_time_metrics as times
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    model = timm.create_model('dynamixer_s')
+    from compile_breakdown import compiled_step  # the same model, compile and step as the breakdown
     cpp_wrapper = os.environ['CXX_CPP_WRAPPER'] == '1'
-    compile_layers(model, fused=False, **({'options': {'cpp_wrapper': True}} if cpp_wrapper else {}))
-    x = torch.randn(8, 3, 224, 224)
-    opt = torch.optim.AdamW(model.parameters())
-
-    def step():
-        if bench == 'inference':
-            with torch.no_grad():
-                model(x)
-        else:
-            model(x).logsumexp(-1).mean().backward()
-            opt.step()
-            opt.zero_grad()
-
-    model.train(bench == 'train')
+    step = compiled_step(bench, **({'options': {'cpp_wrapper': True}} if cpp_wrapper else {}))
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
