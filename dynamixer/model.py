@@ -917,6 +917,10 @@ default_cfgs = generate_default_cfgs({
         file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_convstem_sum_fmnist.safetensors'),
         num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,),
         first_conv='stem.conv1.conv'),
+    'dynamixer_xs_convstem_sum_dw.fmnist': _cfg(
+        file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_convstem_sum_dw_fmnist.safetensors'),
+        num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,),
+        first_conv='stem.conv1.conv'),
     # '.*' keeps the untrained 3 x 32 x 32 cfg the default (timm otherwise defaults to the tag with weights);
     # it must come after the tag with weights to win
     'dynamixer_xs.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0),

@@ -106,6 +106,15 @@ def test_fashion_mnist_hour_config_holds_the_best_measured_recipe_and_the_peers_
     assert (old.drop_path, old.model_ema, old.epochs, old.lr) == (None, False, 23, 4e-3)
 
 
+def test_fashion_mnist_dw_config_is_the_hour_recipe_with_the_depthwise_conv_and_38_epochs():
+    # docs/results.md 1y: the only differences from the shipped hour config are the model and the epochs
+    train = _train_module()
+    cfgs = [os.path.join(REPO, 'configs', f'dynamixer_xs_convstem_sum{v}_fashion_mnist.yaml') for v in ('', '_dw')]
+    base, dw = (vars(train._parse_args(['-c', c])[0]) for c in cfgs)
+    assert (dw['model'], dw['epochs']) == ('dynamixer_xs_convstem_sum_dw', 38)
+    assert {k for k in base if base[k] != dw[k]} == {'config', 'model', 'epochs'}
+
+
 def test_a_second_parse_in_the_same_process_does_not_inherit_the_first_configs_values(tmp_path):
     # the config's keys used to stay on the module-level parser as defaults for every later parse
     train = _train_module()
