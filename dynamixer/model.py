@@ -901,26 +901,23 @@ def _cfg(url: str = '', **kwargs) -> Dict:
     }
 
 
+def _fmnist_cfg(model_name: str, **kwargs) -> Dict:
+    """A Fashion-MNIST tag: 10 classes, 1 x 28 x 28, the train-set mean/std, weights shipped as
+    weights/<model_name>_fmnist.safetensors in the package (no download)."""
+    return _cfg(file=os.path.join(os.path.dirname(__file__), 'weights', f'{model_name}_fmnist.safetensors'),
+                num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,),
+                **kwargs)
+
+
 default_cfgs = generate_default_cfgs({
     'dynamixer_s': _cfg(),
     'dynamixer_m': _cfg(),
     'dynamixer_l': _cfg(crop_pct=0.875),
     # trained here on Fashion-MNIST (configs/dynamixer_xs*_fashion_mnist.yaml, docs/results.md); shipped in the package
-    'dynamixer_xs.fmnist': _cfg(
-        file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_fmnist.safetensors'),
-        num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,)),
-    'dynamixer_xs_convstem.fmnist': _cfg(
-        file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_convstem_fmnist.safetensors'),
-        num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,),
-        first_conv='stem.conv1.conv'),
-    'dynamixer_xs_convstem_sum.fmnist': _cfg(
-        file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_convstem_sum_fmnist.safetensors'),
-        num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,),
-        first_conv='stem.conv1.conv'),
-    'dynamixer_xs_convstem_sum_dw.fmnist': _cfg(
-        file=os.path.join(os.path.dirname(__file__), 'weights', 'dynamixer_xs_convstem_sum_dw_fmnist.safetensors'),
-        num_classes=10, input_size=(1, 28, 28), pool_size=(7, 7), crop_pct=1.0, mean=(0.2860,), std=(0.3530,),
-        first_conv='stem.conv1.conv'),
+    'dynamixer_xs.fmnist': _fmnist_cfg('dynamixer_xs'),
+    'dynamixer_xs_convstem.fmnist': _fmnist_cfg('dynamixer_xs_convstem', first_conv='stem.conv1.conv'),
+    'dynamixer_xs_convstem_sum.fmnist': _fmnist_cfg('dynamixer_xs_convstem_sum', first_conv='stem.conv1.conv'),
+    'dynamixer_xs_convstem_sum_dw.fmnist': _fmnist_cfg('dynamixer_xs_convstem_sum_dw', first_conv='stem.conv1.conv'),
     # '.*' keeps the untrained 3 x 32 x 32 cfg the default (timm otherwise defaults to the tag with weights);
     # it must come after the tag with weights to win
     'dynamixer_xs.*': _cfg(input_size=(3, 32, 32), pool_size=(8, 8), crop_pct=1.0),
