@@ -14,6 +14,7 @@ The LR given is the LR used (no scaling with the batch size). Bad inputs end wit
 import argparse
 import copy
 import csv
+import json
 import logging
 import os
 import signal
@@ -210,6 +211,10 @@ group.add_argument('--experiment', default='', type=str, metavar='NAME',
                         'overwritten: a -1, -2 ... suffix is added unless resuming')
 group.add_argument('--eval-metric', default='top1', type=str, metavar='EVAL_METRIC',
                    help='metric that ranks checkpoints (default: top1)')
+group.add_argument('--final-tta-hflip', action='store_true',
+                   help='after the last epoch, evaluate the final weights (and the EMA) once more in fp32 with '
+                        'horizontal-flip test-time augmentation, as validate.py --tta-hflip does; the result goes '
+                        'to the log and to final_tta_hflip.json in the experiment folder')
 
 
 def error_exit(message: str, status: int = 2):
@@ -497,6 +502,27 @@ def _write_summary(epoch, train_metrics, eval_metrics, filename, lr):
     update_summary(epoch, train_metrics, eval_metrics, filename, lr=lr)
 
 
+def _final_tta_hflip(model, model_ema, loader_eval, loss_fn, device, args, epoch, output_dir, primary):
+    """The final weights (and EMA) evaluated once more with horizontal-flip TTA in fp32, the numbers that
+    `validate.py --tta-hflip` gives for last.pth.tar; logged and written to final_tta_hflip.json."""
+    from dynamixer.engine import evaluate
+    result = dict(epoch=epoch, tta='hflip', precision='float32')
+    for prefix, m in (('', model), ('ema_', model_ema)):
+        if m is None:
+            continue
+        metrics = evaluate(m, loader_eval, loss_fn, device, amp_dtype=None, distributed=args.distributed,
+                           log_interval=0, is_primary=primary, tta_hflip=True)
+        result.update((prefix + k, v) for k, v in metrics.items())
+    if primary:
+        with open(os.path.join(output_dir, 'final_tta_hflip.json'), 'w') as f:
+            json.dump(result, f, indent=2)
+        msg = f"*** Final top-1 with flip TTA (fp32): {result['top1']:.2f}"
+        if 'ema_top1' in result:
+            msg += f" (EMA {result['ema_top1']:.2f})"
+        print(msg, flush=True)
+    return result
+
+
 def main(argv=None):
     from timm.utils import setup_default_logging
     setup_default_logging()
@@ -778,6 +804,9 @@ def main(argv=None):
         if best_metric is not None:
             msg += f'; best {args.eval_metric}: {best_metric:.2f} (epoch {best_epoch})'
         print(msg, flush=True)
+    if args.final_tta_hflip and eval_metrics is not None:
+        _final_tta_hflip(train_model, model_ema if not args.model_ema_force_cpu else None, loader_eval,
+                         validate_loss_fn, device, args, num_epochs - 1, output_dir, primary)
     if args.distributed:
         dist.destroy_process_group()
 

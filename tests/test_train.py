@@ -106,13 +106,16 @@ def test_fashion_mnist_hour_config_holds_the_shipped_recipe_and_the_peers_keep_t
     assert (old.drop_path, old.model_ema, old.epochs, old.lr) == (None, False, 23, 4e-3)
 
 
-def test_fashion_mnist_dw_config_is_the_hour_recipe_with_the_depthwise_conv_and_38_epochs():
-    # docs/results.md 1y: the only differences from the shipped hour config are the model and the epochs
+def test_fashion_mnist_dw_config_is_the_hour_recipe_with_the_conv_38_epochs_no_erasing_and_the_flip_tta():
+    # docs/results.md 1y, 1aa: the only differences from the shipped hour config are the model, the epochs, no
+    # random erasing, and the final flip-TTA evaluation
     train = _train_module()
     cfgs = [os.path.join(REPO, 'configs', f'dynamixer_xs_convstem_sum{v}_fashion_mnist.yaml') for v in ('', '_dw')]
     base, dw = (vars(train._parse_args(['-c', c])[0]) for c in cfgs)
-    assert (dw['model'], dw['epochs']) == ('dynamixer_xs_convstem_sum_dw', 38)
-    assert {k for k in base if base[k] != dw[k]} == {'config', 'model', 'epochs'}
+    assert (dw['model'], dw['epochs'], dw['reprob'], dw['final_tta_hflip']) == ('dynamixer_xs_convstem_sum_dw', 38,
+                                                                                0, True)
+    assert (base['reprob'], base['final_tta_hflip']) == (0.1, False)
+    assert {k for k in base if base[k] != dw[k]} == {'config', 'model', 'epochs', 'reprob', 'final_tta_hflip'}
 
 
 def test_a_second_parse_in_the_same_process_does_not_inherit_the_first_configs_values(tmp_path):
@@ -250,6 +253,28 @@ def test_resume_continues_at_the_next_epoch_and_summary_has_each_epoch_once(tmp_
         for key, value in row_expected.items():
             assert float(row_got[key]) == pytest.approx(float(value), rel=1e-6), key
     assert load_checkpoint_file(run / 'last.pth.tar')['epoch'] == 2
+
+
+def test_final_tta_hflip_reports_what_validate_py_gives_for_the_last_weights_and_their_ema(tmp_path, image_folder):
+    import json
+    result = run_train([image_folder] + QUICK + ['--epochs', '1', '--model-ema', '--model-ema-decay', '0.5',
+                                                 '--final-tta-hflip', '--output', tmp_path, '--experiment', 't'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = json.loads((tmp_path / 't' / 'final_tta_hflip.json').read_text())
+    assert (final['epoch'], final['tta'], final['precision']) == (0, 'hflip', 'float32')
+    assert re.search(rf"\*\*\* Final top-1 with flip TTA \(fp32\): {final['top1']:.2f} \(EMA {final['ema_top1']:.2f}\)",
+                     result.stdout), result.stdout
+    for prefix, flags in (('', []), ('ema_', ['--use-ema'])):
+        proc = subprocess.run(
+            [sys.executable, 'validate.py', str(image_folder), '--model', 'dynamixer_xs', '--img-size', '32',
+             '--checkpoint', str(tmp_path / 't' / 'last.pth.tar'), '--tta-hflip', '-j', '0',
+             '--results-file', str(tmp_path / f'{prefix}v.json')] + flags,
+            cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        validated = json.loads((tmp_path / f'{prefix}v.json').read_text())
+        assert final[prefix + 'loss'] == pytest.approx(validated['loss'], rel=1e-5)
+        assert final[prefix + 'top1'] == pytest.approx(validated['top1'], abs=1e-6)
+    assert final['loss'] != pytest.approx(final['ema_loss'], rel=1e-4)  # two different sets of weights
 
 
 def test_new_run_never_overwrites_an_existing_experiment(tmp_path, image_folder):
