@@ -2,6 +2,7 @@
 import csv
 import glob
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -256,7 +257,6 @@ def test_resume_continues_at_the_next_epoch_and_summary_has_each_epoch_once(tmp_
 
 
 def test_final_tta_hflip_reports_what_validate_py_gives_for_the_last_weights_and_their_ema(tmp_path, image_folder):
-    import json
     result = run_train([image_folder] + QUICK + ['--epochs', '1', '--model-ema', '--model-ema-decay', '0.5',
                                                  '--final-tta-hflip', '--output', tmp_path, '--experiment', 't'])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -272,8 +272,9 @@ def test_final_tta_hflip_reports_what_validate_py_gives_for_the_last_weights_and
             cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr[-3000:]
         validated = json.loads((tmp_path / f'{prefix}v.json').read_text())
-        assert final[prefix + 'loss'] == pytest.approx(validated['loss'], rel=1e-5)
-        assert final[prefix + 'top1'] == pytest.approx(validated['top1'], abs=1e-6)
+        # validate.py rounds loss to 6 and top-1 to 4 decimals; one image of the 12 is 8.3 points of top-1
+        assert final[prefix + 'loss'] == pytest.approx(validated['loss'], abs=2e-6)
+        assert final[prefix + 'top1'] == pytest.approx(validated['top1'], abs=1e-3)
     assert final['loss'] != pytest.approx(final['ema_loss'], rel=1e-4)  # two different sets of weights
 
 
