@@ -520,7 +520,6 @@ def _final_tta_hflip(model, model_ema, loader_eval, loss_fn, device, args, epoch
         if 'ema_top1' in result:
             msg += f" (EMA {result['ema_top1']:.2f})"
         print(msg, flush=True)
-    return result
 
 
 def main(argv=None):
