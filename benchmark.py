@@ -25,6 +25,12 @@ Device-independent proxies (taken on CPU by default at --proxy-batch, the same o
       .saved_tensors_hooks), each storage counted once, parameters excluded, divided by the batch size;
   saved_mib_per_img_with_params: the same plus the parameter bytes, divided by the batch size (the
       convention of the figures quoted in issue 4, which it reproduces at batch 2 within 2 MiB).
+  nongemm_mb_per_img / infer_nongemm_mb_per_img: MB (1e6 bytes) per image that the non-GEMM aten calls read and
+      write over the same forward + backward / over one inference forward (eval, no_grad): views, allocations,
+      matrix products, convolutions and fused attention excluded (OpCounter). On a GPU these calls are
+      bandwidth-bound, so this is the proxy for their time (the GEMMs' is their FLOPs);
+  gemm_gflop_per_img / infer_gemm_gflop_per_img: GFLOP (2 x multiply-adds) per image of the GEMM-class calls,
+      recomputation included;
   profiled_aten_ops / profiled_copy_ops: the top-level aten calls torch.profiler records over the same
       forward + backward (an aten op called by another, linear -> addmm, counts once);
   compiled_profiled_aten_ops / compiled_profiled_copy_ops / compiled_saved_mib_per_img (compiled entries,
@@ -51,6 +57,7 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn as nn
 import timm
+from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
@@ -60,6 +67,14 @@ from dynamixer.ops import compile_layers
 _logger = logging.getLogger('benchmark')
 
 COPY_OPS = ('copy_', 'clone', '_to_copy', 'cat', 'stack', '_unsafe_view')
+# matrix products and convolutions: their FLOPs are counted, their bytes are not non-GEMM traffic
+GEMM_OPS = ('mm', 'addmm', 'addmm_', 'bmm', 'baddbmm', 'baddbmm_', 'convolution', 'convolution_backward')
+# fused attention (deit_small, swin_tiny): GEMM-class, FLOPs of the two products (backward: four)
+ATTENTION_OPS = ('_scaled_dot_product_flash_attention_for_cpu', '_scaled_dot_product_flash_attention_for_cpu_backward',
+                 '_scaled_dot_product_efficient_attention', '_scaled_dot_product_efficient_attention_backward',
+                 '_scaled_dot_product_flash_attention', '_scaled_dot_product_flash_attention_backward',
+                 '_scaled_dot_product_cudnn_attention', '_scaled_dot_product_cudnn_attention_backward')
+ALLOC_OPS = ('empty', 'empty_like', 'empty_strided', 'new_empty', 'new_empty_strided')  # no bytes moved
 
 
 class ParseKwargs(argparse.Action):
@@ -117,15 +132,33 @@ def parse_entry(entry: str, common: Dict) -> Tuple[str, Dict]:
 
 
 class OpCounter(TorchDispatchMode):
-    """Counts aten op calls by name (overload packet), e.g. counter.counts['mm']."""
+    """Counts aten op calls by name (overload packet), e.g. counter.counts['mm'], and what they move.
+
+    `nongemm_bytes`: the bytes of the tensor arguments and results of every call that is not a view (an op whose
+    result aliases an input without writing it: view, t, permute, detach, ...), an allocation (empty*) or a
+    GEMM-class op (GEMM_OPS, ATTENTION_OPS); a tensor counts numel x element size as shaped (an expanded view
+    counts its full size), and an in-place op counts its mutated tensor twice (read and written). On a GPU these
+    are the bandwidth-bound kernels, so this estimates their memory traffic. `gemm_flops`: 2 x the multiply-adds
+    of the GEMM-class calls (a convolution's backward counts its input and weight gradients).
+    """
 
     def __init__(self):
         super().__init__()
         self.counts = Counter()
+        self.nongemm_bytes = 0
+        self.gemm_flops = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.counts[func._overloadpacket.__name__] += 1
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        name = func._overloadpacket.__name__
+        self.counts[name] += 1
+        out = func(*args, **kwargs)
+        if name in GEMM_OPS or name in ATTENTION_OPS:
+            self.gemm_flops += _gemm_flops(name, args, out)
+        elif name not in ALLOC_OPS and not _is_view(func):
+            tensors = [t for t in pytree.tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)]
+            self.nongemm_bytes += sum(t.numel() * t.element_size() for t in tensors)
+        return out
 
     @property
     def total(self) -> int:
@@ -134,6 +167,25 @@ class OpCounter(TorchDispatchMode):
     @property
     def copies(self) -> int:
         return sum(self.counts[k] for k in COPY_OPS)
+
+
+def _is_view(func) -> bool:
+    return any(r.alias_info is not None and not r.alias_info.is_write for r in func._schema.returns)
+
+
+def _gemm_flops(name: str, args, out) -> int:
+    if name in ('mm', 'bmm'):
+        a, b = args[0], args[1]
+    elif name in ('addmm', 'addmm_', 'baddbmm', 'baddbmm_'):
+        a, b = args[1], args[2]
+    elif name == 'convolution':  # (input, weight, ...): each output element takes C_in / groups x kernel MACs
+        return 2 * out.numel() * args[1][0].numel()
+    elif name == 'convolution_backward':  # (grad_out, input, weight, ..., output_mask)
+        return 2 * args[0].numel() * args[2][0].numel() * sum(bool(m) for m in args[-1][:2])
+    else:  # fused attention: q (B, heads, Lq, D), k (B, heads, Lk, D); forward QK^T and PV, backward 4 products
+        q, k = (args[1], args[2]) if name.endswith('_backward') else (args[0], args[1])
+        return 2 * (4 if name.endswith('_backward') else 2) * q.numel() * k.shape[-2]
+    return 2 * a.numel() * b.shape[-1]
 
 
 def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
@@ -154,7 +206,11 @@ def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def proxies(model: nn.Module, x: torch.Tensor) -> Dict:
-    """aten ops and copy ops over one forward + backward, and saved MiB per image."""
+    """aten ops, copy ops, traffic and GEMM FLOPs over one forward + backward, and saved MiB per image."""
+    model.eval()
+    infer = OpCounter()
+    with torch.no_grad(), infer:
+        model(x)
     model.train()
     model.zero_grad(set_to_none=True)
     counter = OpCounter()
@@ -165,7 +221,12 @@ def proxies(model: nn.Module, x: torch.Tensor) -> Dict:
     model.zero_grad(set_to_none=True)
     saved = saved_bytes(model, x)
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    B = x.shape[0]
     return dict(aten_ops=counter.total, copy_ops=counter.copies, profiled_aten_ops=prof_ops, profiled_copy_ops=prof_copies,
+                nongemm_mb_per_img=round(counter.nongemm_bytes / B / 1e6, 1),
+                infer_nongemm_mb_per_img=round(infer.nongemm_bytes / B / 1e6, 1),
+                gemm_gflop_per_img=round(counter.gemm_flops / B / 1e9, 2),
+                infer_gemm_gflop_per_img=round(infer.gemm_flops / B / 1e9, 2),
                 saved_mib_per_img=round(saved / x.shape[0] / 2 ** 20, 1),
                 saved_mib_per_img_with_params=round((saved + param_bytes) / x.shape[0] / 2 ** 20, 1))
 

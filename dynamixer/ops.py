@@ -6,9 +6,8 @@ be obviously correct; the fused path below gives the same outputs and gradients 
 
 The fused path (`FusedTokenMix`, one autograd Function per block) differs from the plain path in how, not what:
   * it stays in the (B, H, W, C) token layout. Only the mixing itself needs a head-major copy of the tokens
-    (the (sequence, head) batch of a row or column cannot be one strided batch of a matmul); the compressed
-    tokens are put head-major by the op that adds their bias (`torch.add(..., out=<permuted view>)`).
-  * one GEMM reads x for the compress layers of both ops (weights concatenated, they are tiny).
+    (the (sequence, head) batch of a row or column cannot be one strided batch of a matmul), and so do the
+    compressed tokens, which the compress GEMM gives with their bias added.
   * reweighting needs mean(h + w + c) before the branches exist: out_h, out_w and mlp_c are linear, so
     mean(out(M)) = out(mean(M)) is computed from (B, C) means. The per-sample softmax scales a_k then act on
     the output channels of a branch's Linear, i.e. on the rows of its weight: each branch is one batched GEMM
@@ -203,14 +202,10 @@ class FusedTokenMix(torch.autograd.Function):
         wc = params[n_ops * _NUM_OP_PARAMS]
         fc1w, fc1b, fc2w, fc2b = params[n_ops * _NUM_OP_PARAMS + 1:]
 
-        # 1. one GEMM compresses x for every (non-static) op: (T, C) -> (T, sum G*d); the weights are tiny
+        # 1. compress: one GEMM per (non-static) op, (T, C) -> (T, G*d), the GEMM adding the bias
         comp_ops = [i for i in range(n_ops) if op_cfg[i][0] != 'static']
-        wcomp = y1 = None
-        if comp_ops:
-            wcomp = torch.cat([op_p[i]['compress.weight'] for i in comp_ops]) if len(comp_ops) > 1 \
-                else op_p[comp_ops[0]]['compress.weight']
-            y1 = x.view(T, C) @ wcomp.t()
-        comp_off = _offsets(op_cfg, comp_ops)
+        y1 = {i: torch.addmm(op_p[i]['compress.bias'], x.view(T, C), op_p[i]['compress.weight'].t())
+              for i in comp_ops}
 
         # 2. per mixing branch: mixing weights and mixed tokens M (B, H, W, C), before the out Linear
         Ms, comps = [], []
@@ -219,9 +214,7 @@ class FusedTokenMix(torch.autograd.Function):
             L = H if axis == 'h' else W
             comp = None
             if kind != 'static':
-                # compressed tokens of this op, head-major (N*G, L, d), plus the compress bias
-                comp = _head_major(y1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G * d), axis, G)
-                comp.view(-1, G, L, d).add_(op_p[i]['compress.bias'].view(G, 1, d))
+                comp = _head_major(y1[i].view(B, H, W, G * d), axis, G)  # this op's, head-major (N*G, L, d)
             if kind == 'dynamic' and triton_mix_enabled(x):  # opt-in, unmeasured: dynamixer/kernels/mix.py
                 Ms.append(triton_mix(comp, op_p[i]['generate.weight'], op_p[i]['generate.bias'], x, axis, G))
             else:
@@ -258,7 +251,7 @@ class FusedTokenMix(torch.autograd.Function):
                 # y is (B, 1, C) bias on the first branch (broadcast by baddbmm), then accumulated in place
                 y = torch.bmm(X, wk) if y is None else torch.baddbmm(y, X, wk) if y.shape[1] == 1 \
                     else y.baddbmm_(X, wk)
-            ctx.save_for_backward(x, wcomp, *comps, *params, s, f, g, a, *sums)
+            ctx.save_for_backward(x, *comps, *params, s, f, g, a, *sums)
         else:
             y = None
             for k, (X, w) in enumerate(zip(Xs, Ws)):
@@ -269,7 +262,7 @@ class FusedTokenMix(torch.autograd.Function):
                     y.addmm_(X2, w.t())
                     if k < len(bs):
                         y.add_(bs[k])
-            ctx.save_for_backward(x, wcomp, *comps, *params)
+            ctx.save_for_backward(x, *comps, *params)
         ctx.cfg = cfg
         ctx.n_params = len(params)
         return y.view(B, H, W, C)
@@ -279,10 +272,10 @@ class FusedTokenMix(torch.autograd.Function):
         axes, op_cfg, has_c, has_rw = ctx.cfg
         saved = ctx.saved_tensors
         n_br, n_ops, n_p = len(axes), len(op_cfg), ctx.n_params
-        x, wcomp = saved[:2]
-        comps = saved[2:2 + n_br]
-        params = saved[2 + n_br:2 + n_br + n_p]
-        rest = saved[2 + n_br + n_p:]
+        x = saved[0]
+        comps = saved[1:1 + n_br]
+        params = saved[1 + n_br:1 + n_br + n_p]
+        rest = saved[1 + n_br + n_p:]
         op_p = [dict(zip(_OP_PARAMS, params[i * _NUM_OP_PARAMS:(i + 1) * _NUM_OP_PARAMS])) for i in range(n_ops)]
         idx = lambda i, name: i * _NUM_OP_PARAMS + _OP_PARAMS.index(name)  # noqa: E731
         wc = params[n_ops * _NUM_OP_PARAMS]
@@ -350,7 +343,8 @@ class FusedTokenMix(torch.autograd.Function):
         # mixing backward, recomputing the mixing weights from the compressed tokens
         comp_ops = [i for i in range(n_ops) if op_cfg[i][0] != 'static']
         comp_off = _offsets(op_cfg, comp_ops)
-        dy1 = x.new_zeros(T, wcomp.shape[0]) if wcomp is not None else None  # gradient of the compress GEMM
+        # gradient of the compress GEMMs' outputs, the ops side by side
+        dy1 = x.new_zeros(T, sum(op_cfg[i][1] * op_cfg[i][2] for i in comp_ops)) if comp_ops else None
         for k, (axis, i) in enumerate(axes):
             kind, G, d = op_cfg[i]
             L = H if axis == 'h' else W
@@ -376,21 +370,34 @@ class FusedTokenMix(torch.autograd.Function):
                 dP = torch.einsum('ngic,ngjc->gij', xs4, dM4)
                 acc(idx(i, 'static_logits'), _softmax_backward(dP, P, 1))
                 dcomp = None
-            dx.view(B, H, W, G, c).add_(_token_major_view(dxs, axis, B, H, W, G))
+            _add_permuted_(dx.view(B, H, W, G, c), _token_major_view(dxs, axis, B, H, W, G))
             if dcomp is not None:
                 acc(idx(i, 'compress.bias'), dcomp.view(-1, G, L, d).sum((0, 2)).view(G * d))
-                dy1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G, d).add_(
-                    _token_major_view(dcomp, axis, B, H, W, G))
+                _add_permuted_(dy1[:, comp_off[i]:comp_off[i] + G * d].view(B, H, W, G, d),
+                               _token_major_view(dcomp, axis, B, H, W, G))
         if dy1 is not None:
-            dwcomp = dy1.t() @ x.view(T, C)  # (sum G*d, C)
-            dx.view(T, C).addmm_(dy1, wcomp)
+            dwcomp = dy1.t() @ x.view(T, C)  # (sum G*d, C): every op's weight gradient from one GEMM
             for i in comp_ops:
-                acc(idx(i, 'compress.weight'), dwcomp[comp_off[i]:comp_off[i] + op_cfg[i][1] * op_cfg[i][2]])
+                cols = slice(comp_off[i], comp_off[i] + op_cfg[i][1] * op_cfg[i][2])
+                dx.view(T, C).addmm_(dy1[:, cols], op_p[i]['compress.weight'])
+                acc(idx(i, 'compress.weight'), dwcomp[cols])
         return (None, dx, *grads)
 
 
+def _add_permuted_(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """dst += src, where src is a permuted (head-major) view.
+
+    On a CPU, PyTorch's add of a permuted bf16 / fp16 operand runs 15-20x slower than copying it into dst's layout
+    and adding contiguously (0.94 ms against 0.05 + 0.06 ms for a (8, 16, 16, 384) bf16 tensor on a Zen 5; fp32:
+    0.08 ms either way; docs/bench/permuted_add_bf16.txt), so there half-precision sources are copied first.
+    """
+    if src.device.type == 'cpu' and src.dtype in (torch.bfloat16, torch.float16):
+        src = src.contiguous()
+    dst.add_(src)
+
+
 def _offsets(op_cfg, comp_ops) -> dict:
-    """Column offset of each compressing op's G*d outputs in the shared compress GEMM."""
+    """Column offset of each compressing op's G*d outputs in the backward's shared gradient buffer."""
     offsets, off = {}, 0
     for i in comp_ops:
         offsets[i] = off

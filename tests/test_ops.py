@@ -122,6 +122,34 @@ def test_fused_runs_under_autocast_and_is_close_to_plain():
     assert rel_err(out.float(), ref.float()) < 3e-2
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16, torch.float32])
+def test_add_permuted_gives_the_direct_add_bit_for_bit(dtype):
+    from dynamixer.ops import _add_permuted_
+    torch.manual_seed(0)
+    dst = torch.randn(2, 4, 6, 3, 5).to(dtype)
+    src = torch.randn(2, 3, 6, 4, 5).to(dtype).permute(0, 3, 2, 1, 4)  # head-major, viewed token-major
+    expected = dst + src
+    _add_permuted_(dst, src)
+    assert torch.equal(dst, expected)
+
+
+def test_fused_gradients_under_bf16_autocast_are_close_to_plain():
+    torch.manual_seed(0)
+    blk = random_block(48, (6, 5), 4)
+    x = torch.randn(2, 6, 5, 48)
+    grads = []
+    for fn in (fused_token_mix, plain_token_mix):
+        xi = x.clone().requires_grad_()
+        blk.zero_grad(set_to_none=True)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = fn(blk, xi)
+        out.float().pow(2).sum().backward()
+        grads.append([xi.grad] + [p.grad for p in blk.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 10
+    for g_fused, g_plain in zip(*grads):
+        assert rel_err(g_fused.float(), g_plain.float()) < 5e-2
+
+
 def test_fused_block_is_skipped_by_fx_tracing():
     from timm.models import create_model
     from timm.models._features_fx import create_feature_extractor
