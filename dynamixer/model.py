@@ -223,7 +223,10 @@ class DynaMixerBlock(nn.Module):
             x = dynamixer_mix(self, x)
         else:
             x = self.combine(self.branches(x))
-        x = self.proj(x)
+        # proj on 2-D tokens: on the 4-D tokens, inductor (CPU, bf16) lowers it to a batched GEMM with the weight
+        # broadcast over the rows of tokens, and aten's bf16 bmm copies that weight per row: compiled inference of
+        # the plain path at half its eager speed (docs/benchmarks.md, "Session 32")
+        x = self.proj(x.reshape(-1, x.shape[-1])).view(x.shape)
         return self.proj_drop(x)
 
 
