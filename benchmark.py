@@ -178,8 +178,9 @@ def _gemm_flops(name: str, args, out) -> int:
         a, b = args[0], args[1]
     elif name in ('addmm', 'addmm_', 'baddbmm', 'baddbmm_'):
         a, b = args[1], args[2]
-    elif name == 'convolution':  # (input, weight, ...): each output element takes C_in / groups x kernel MACs
-        return 2 * out.numel() * args[1][0].numel()
+    elif name == 'convolution':  # (input, weight, bias, stride, padding, dilation, transposed, ...)
+        # each output element takes C_in / groups x kernel MACs; transposed: each input element C_out / groups x kernel
+        return 2 * (args[0] if args[6] else out).numel() * args[1][0].numel()
     elif name == 'convolution_backward':  # (grad_out, input, weight, ..., output_mask)
         return 2 * args[0].numel() * args[2][0].numel() * sum(bool(m) for m in args[-1][:2])
     else:  # fused attention: q (B, heads, Lq, D), k (B, heads, Lk, D); forward QK^T and PV, backward 4 products

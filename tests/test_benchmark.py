@@ -43,6 +43,15 @@ def test_op_counter_measures_non_gemm_traffic_and_gemm_flops_of_a_known_sequence
     assert f.shape == g.shape and h.shape == (1, 2, 4, 4)
 
 
+def test_op_counter_counts_a_transposed_conv_per_input_element():
+    x = torch.randn(1, 4, 5, 5)
+    w = torch.randn(4, 3, 3, 3)  # (C_in, C_out, k, k): each input element feeds 3 x 3 x 3 outputs
+    with OpCounter() as counter:
+        y = torch.nn.functional.conv_transpose2d(x, w)
+    assert y.shape == (1, 3, 7, 7)
+    assert counter.gemm_flops == 2 * x.numel() * 3 * 3 * 3
+
+
 def test_fused_layer_moves_less_non_gemm_traffic_than_the_plain_modules():
     from dynamixer.model import DynaMixerLayer
     torch.manual_seed(0)
