@@ -107,6 +107,9 @@ parser.add_argument('--img-size', type=int, default=None, help='input size (defa
 parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
 parser.add_argument('--amp', action='store_true', help='autocast (mixed precision)')
 parser.add_argument('--amp-dtype', default='bfloat16', choices=('float16', 'bfloat16'))
+parser.add_argument('--model-dtype', default=None, choices=('float32', 'float16', 'bfloat16'),
+                    help='run models and inputs in this dtype, without autocast (as in timm); an entry may set its own '
+                         '(@model_dtype=bfloat16). Proxies and GMACs stay in float32')
 parser.add_argument('--torchcompile', nargs='?', const='inductor', default=None,
                     help='torch.compile backend; DynaMixer models are compiled per layer (regional)')
 parser.add_argument('--compile-memory-budget', type=float, default=None,
@@ -297,6 +300,13 @@ class Bench:
         self.memory_budget = kw.pop('compile_memory_budget', args.compile_memory_budget)
         # per-entry precision: amp=bfloat16 / float16 autocasts this entry only, amp=fp32 keeps it in fp32
         amp_dtype = kw.pop('amp', args.amp_dtype if args.amp else 'fp32')
+        # per-entry model dtype (timm's --model-dtype): the model and its inputs in that dtype, without autocast
+        model_dtype = kw.pop('model_dtype', args.model_dtype)
+        if model_dtype not in (None, 'float32', 'float16', 'bfloat16'):
+            raise SystemExit(f'{entry}: model_dtype must be float32, float16 or bfloat16, got {model_dtype!r}')
+        if model_dtype not in (None, 'float32') and amp_dtype != 'fp32':
+            raise SystemExit(f'{entry}: a model dtype and autocast (amp) together: give one of them')
+        self.model_dtype = getattr(torch, model_dtype) if model_dtype else None
         # per-entry opt-in Triton kernel for generate -> softmax -> mix (dynamixer/kernels/mix.py, unmeasured so far):
         # triton_mix=1 sets DYNAMIXER_TRITON_MIX=1 around this entry's steps, so it runs beside the default path
         self.triton_mix = bool(kw.pop('triton_mix', False))
@@ -320,7 +330,7 @@ class Bench:
         self.param_count = sum(p.numel() for p in self.model.parameters())
         self.amp = torch.autocast(self.device.type, dtype=getattr(torch, amp_dtype)) if amp_dtype != 'fp32' else nullcontext()
         self.result = dict(model=entry, param_count=round(self.param_count / 1e6, 2), batch_size=args.batch_size,
-                           img_size=size, device=args.device, amp=amp_dtype,
+                           img_size=size, device=args.device, amp=amp_dtype, model_dtype=model_dtype or 'float32',
                            torchcompile=self.torchcompile or '', triton_mix=int(self.triton_mix),
                            compile_memory_budget='' if self.memory_budget is None else self.memory_budget)
         self.infer_times: List[float] = []
@@ -337,9 +347,9 @@ class Bench:
             self.result.update(proxies(model, torch.randn(args.proxy_batch, *self.input_size)))
 
     def prepare(self):
-        self.model.to(self.device)
+        self.model.to(self.device, dtype=self.model_dtype)
         self.infer_model = self.train_model = self.model
-        self.example = torch.randn(self.args.batch_size, *self.input_size, device=self.device)
+        self.example = torch.randn(self.args.batch_size, *self.input_size, device=self.device, dtype=self.model_dtype)
         self.target = torch.randint(0, max(self.num_classes, 1), (self.args.batch_size,), device=self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=1e-4, **({'fused': True} if self.device.type == 'cuda' else {}))

@@ -76,8 +76,12 @@ parser.add_argument('--tta-hflip', action='store_true',
                          "(for models trained with --hflip; twice the evaluation time)")
 parser.add_argument('--amp', action='store_true', help='use mixed precision (autocast)')
 parser.add_argument('--force-amp', action='store_true',
-                    help='keep --amp on a CPU without AVX-512 (by default evaluated in fp32 there, with a warning)')
+                    help='keep --amp or --model-dtype in half precision on a CPU without AVX-512 (by default evaluated in fp32 '
+                         'there, with a warning)')
 parser.add_argument('--amp-dtype', default='float16', choices=('float16', 'bfloat16'), help='autocast dtype (default: float16)')
+parser.add_argument('--model-dtype', default=None, choices=('float32', 'float16', 'bfloat16'),
+                    help='run the model and its inputs in this dtype, without autocast (as in timm); bfloat16 is the '
+                         'fastest CPU inference on AVX-512 (docs/validation.md). Not with --amp')
 parser.add_argument('--device', default=None, help='device (default: cuda if available, else cpu)')
 parser.add_argument('--log-freq', type=int, default=10, metavar='N', help='batch logging frequency (default: 10)')
 parser.add_argument('--results-file', default='', metavar='FILE', help='write the results to FILE (.json or .csv)')
@@ -134,7 +138,13 @@ def validate(args: argparse.Namespace) -> Dict:
     elif not args.pretrained:
         _logger.warning('no --checkpoint and no --pretrained: evaluating randomly initialised weights')
     param_count = sum(p.numel() for p in model.parameters())
-    model = model.to(device).eval()
+    model_dtype = getattr(torch, args.model_dtype) if args.model_dtype else None
+    if model_dtype is not None and args.amp:
+        raise InputError('--model-dtype and --amp: --model-dtype runs the model in that dtype, --amp autocasts it '
+                         'from float32; give one of them')
+    if device.type == 'cpu' and model_dtype in (torch.float16, torch.bfloat16):
+        model_dtype = cpu_amp_dtype(model_dtype, force=args.force_amp, flag='--model-dtype')
+    model = model.to(device, dtype=model_dtype).eval()
 
     in_chans = args.in_chans or getattr(model, 'in_chans', 3)  # a pretrained tag's cfg may set it
     data_config = resolve_data_config(dict(vars(args), in_chans=in_chans), model=model)
@@ -162,7 +172,7 @@ def validate(args: argparse.Namespace) -> Dict:
     start = time.perf_counter()
     try:
         metrics = evaluate(model, loader, nn.CrossEntropyLoss().to(device), device, amp_dtype=amp_dtype,
-                           log_interval=args.log_freq, tta_hflip=args.tta_hflip)
+                           log_interval=args.log_freq, tta_hflip=args.tta_hflip, input_dtype=model_dtype)
     except ValueError as e:  # the model rejects the input size or channels; its message says what to do
         raise InputError(str(e).splitlines()[0]) from None
     elapsed = time.perf_counter() - start
@@ -176,7 +186,7 @@ def validate(args: argparse.Namespace) -> Dict:
         images_per_sec=round(len(dataset) / elapsed, 2), param_count=round(param_count / 1e6, 3),
         img_size=input_size[-1], in_chans=in_chans, crop_pct=data_config['crop_pct'],
         interpolation=data_config['interpolation'], use_ema=args.use_ema, tta_hflip=args.tta_hflip, amp=str(amp_dtype).replace('torch.', '') if amp_dtype else '',
-        device=str(device),
+        model_dtype=str(model_dtype or torch.float32).replace('torch.', ''), device=str(device),
     )
 
 

@@ -41,8 +41,10 @@ def cpu_has_native_bf16() -> bool:
     return bool(caps.get('avx512_bf16') or caps.get('amx_bf16') or caps.get('avx512_f'))
 
 
-def cpu_amp_dtype(amp_dtype: Optional[torch.dtype], force: bool = False) -> Optional[torch.dtype]:
+def cpu_amp_dtype(amp_dtype: Optional[torch.dtype], force: bool = False, flag: str = '--amp') -> Optional[torch.dtype]:
     """The autocast dtype to use on the CPU for a requested one: None (fp32) where bf16 would crawl.
+
+    Also the model dtype of validate.py's `--model-dtype` (`flag`), with the same rule.
 
     `amp_dtype` None (no autocast) stays None. On a CPU without AVX-512 the request is dropped with a one-line
     warning naming the CPU capability and the flag that keeps it (`force`), since there bf16 autocast runs an
@@ -52,9 +54,10 @@ def cpu_amp_dtype(amp_dtype: Optional[torch.dtype], force: bool = False) -> Opti
         return amp_dtype
     cap = torch.backends.cpu.get_cpu_capability()
     name = str(amp_dtype).replace('torch.', '')
-    _logger.warning(f'--amp on this CPU ({cap}, no AVX-512): {name} matmuls take a slow fallback here (in bfloat16 a '
-                    f'training step measured 13x slower than fp32), so autocast is off and this run is in fp32; pass '
-                    f'--force-amp to autocast anyway')
+    what = 'autocast is off' if flag == '--amp' else 'the model stays in float32'
+    _logger.warning(f'{flag} on this CPU ({cap}, no AVX-512): {name} matmuls take a slow fallback here (in bfloat16 a '
+                    f'training step measured 13x slower than fp32), so {what} and this run is in fp32; pass '
+                    f'--force-amp to keep {name} anyway')
     return None
 
 
@@ -304,8 +307,11 @@ def evaluate(
         log_prefix: str = 'Test',
         is_primary: bool = True,
         tta_hflip: bool = False,
+        input_dtype: Optional[torch.dtype] = None,
 ) -> Dict[str, float]:
     """Evaluate on a loader of (input, target) with integer targets.
+
+    `input_dtype` casts the inputs (for a model run in that dtype, validate.py's --model-dtype); None keeps them.
 
     With `tta_hflip`, each image's logits are the mean of the logits of the image and of its horizontal mirror
     (test-time augmentation for models trained with horizontal flips; twice the evaluation cost).
@@ -318,7 +324,7 @@ def evaluate(
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top1 hits, top5 hits, samples
     num_batches = len(loader)
     for batch_idx, (input, target) in enumerate(loader):
-        input, target = input.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        input, target = input.to(device, dtype=input_dtype, non_blocking=True), target.to(device, non_blocking=True)
         try:
             with _autocast(device, amp_dtype):
                 output = _first(model(input)).float()

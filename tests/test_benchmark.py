@@ -158,6 +158,22 @@ def test_bad_compile_memory_budget_is_one_clear_error(entry, message):
         benchmark.main(['--model', entry, '--device', 'cpu', '--no-proxies', '--no-gmacs'])
 
 
+def test_model_dtype_runs_an_entry_in_that_dtype_beside_a_float32_one(monkeypatch):
+    seen = []  # the dtype of each training forward's input
+    from dynamixer.model import DynaMixer
+    real = DynaMixer.forward_features
+    monkeypatch.setattr(DynaMixer, 'forward_features', lambda self, x: seen.append(x.dtype) or real(self, x))
+    results = benchmark.main([
+        '--model', 'dynamixer_xs@model_dtype=bfloat16', 'dynamixer_xs', '--bench', 'both', '-b', '2', '--device', 'cpu',
+        '--num-warm-iter', '1', '--num-bench-iter', '1', '--rounds', '1', '--no-proxies', '--no-gmacs'])
+    assert [r['model_dtype'] for r in results] == ['bfloat16', 'float32']
+    assert set(seen) == {torch.bfloat16, torch.float32}
+    assert all(r['infer_samples_per_sec'] > 0 and r['train_samples_per_sec'] > 0 for r in results)
+    with pytest.raises(SystemExit, match='a model dtype and autocast'):
+        benchmark.main(['--model', 'dynamixer_xs@model_dtype=bfloat16,amp=bfloat16', '--device', 'cpu', '--no-proxies',
+                        '--no-gmacs'])
+
+
 def test_an_entry_can_set_its_own_precision_side_by_side(monkeypatch):
     seen = []  # the dtype each entry's training forward runs its GEMMs in
     real_linear = torch.nn.functional.linear

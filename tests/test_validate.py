@@ -132,6 +132,29 @@ def test_validate_tta_hflip_averages_the_logits_of_each_image_and_its_mirror(fol
     assert results['tta_hflip'] is True
 
 
+def test_validate_model_dtype_runs_the_model_in_bfloat16_close_to_float32(folder, checkpoint, tmp_path, capsys):
+    root, pixels, labels = folder
+    common = [root, '--model', 'dynamixer_xs', '--img-size', IMG, '--num-classes', NUM_CLASSES, '--checkpoint',
+              checkpoint, '-b', 8, '-j', 0, '--force-amp']  # --force-amp: bfloat16 even on a CPU without AVX-512
+    rc, _, err = _run_main(common + ['--model-dtype', 'bfloat16', '--results-file', tmp_path / 'bf16.json'], capsys)
+    assert rc == 0, err
+    rc, _, err = _run_main(common + ['--results-file', tmp_path / 'fp32.json'], capsys)
+    assert rc == 0, err
+    bf16, fp32 = (json.loads((tmp_path / f).read_text()) for f in ('bf16.json', 'fp32.json'))
+    assert (bf16['model_dtype'], fp32['model_dtype']) == ('bfloat16', 'float32')
+    assert bf16['loss'] != fp32['loss']  # the model really ran in another dtype
+    assert bf16['loss'] == pytest.approx(fp32['loss'], rel=2e-2)
+
+
+def test_validate_model_dtype_with_amp_is_one_error_line(folder, checkpoint, capsys):
+    root, _, _ = folder
+    rc, _, err = _run_main([root, '--model', 'dynamixer_xs', '--img-size', IMG, '--num-classes', NUM_CLASSES,
+                            '--checkpoint', checkpoint, '--model-dtype', 'bfloat16', '--amp'], capsys)
+    assert rc == 2
+    assert '--model-dtype and --amp' in err and 'give one of them' in err
+    assert 'Traceback' not in err
+
+
 def test_validate_uses_ema_weights_when_asked(folder, tmp_path, capsys):
     root, pixels, labels = folder
     ema = _tiny_model(seed=1)
