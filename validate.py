@@ -121,6 +121,12 @@ def validate(args: argparse.Namespace) -> Dict:
         device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    model_dtype = getattr(torch, args.model_dtype) if args.model_dtype else None
+    if model_dtype is not None and args.amp:
+        raise InputError('--model-dtype and --amp: --model-dtype runs the model in that dtype, --amp autocasts it '
+                         'from float32; give one of them')
+    if device.type == 'cpu' and model_dtype in (torch.float16, torch.bfloat16):
+        model_dtype = cpu_amp_dtype(model_dtype, force=args.force_amp, flag='--model-dtype')
 
     checkpoint = load_checkpoint_file(args.checkpoint) if args.checkpoint else None
     if checkpoint is not None:
@@ -138,12 +144,6 @@ def validate(args: argparse.Namespace) -> Dict:
     elif not args.pretrained:
         _logger.warning('no --checkpoint and no --pretrained: evaluating randomly initialised weights')
     param_count = sum(p.numel() for p in model.parameters())
-    model_dtype = getattr(torch, args.model_dtype) if args.model_dtype else None
-    if model_dtype is not None and args.amp:
-        raise InputError('--model-dtype and --amp: --model-dtype runs the model in that dtype, --amp autocasts it '
-                         'from float32; give one of them')
-    if device.type == 'cpu' and model_dtype in (torch.float16, torch.bfloat16):
-        model_dtype = cpu_amp_dtype(model_dtype, force=args.force_amp, flag='--model-dtype')
     model = model.to(device, dtype=model_dtype).eval()
 
     in_chans = args.in_chans or getattr(model, 'in_chans', 3)  # a pretrained tag's cfg may set it

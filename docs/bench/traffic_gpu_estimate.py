@@ -31,7 +31,6 @@ H100 = {  # issue 4, measured elsewhere: img/s
     'infer': {'reference:dynamixer_s': 2297, 'convnext_tiny': 7528},
     'train': {'reference:dynamixer_s': 828, 'convnext_tiny': 2507},
 }
-GOALS = {'infer': 7500, 'train': 2500}
 
 
 def measure(model, train: bool):
