@@ -271,6 +271,21 @@ def reference_model(variant: str, img_size: int = 224, num_classes: int = 1000) 
     return model
 
 
+def memory_allocator() -> str:
+    """The malloc this process runs on: 'tcmalloc', 'jemalloc' or 'mimalloc' when one is loaded (LD_PRELOAD),
+    else 'glibc'. On a CPU, non-GEMM ops run at memory speed and fresh pages cost page faults, so the allocator
+    moves img/s (docs/benchmarks.md, "Session 33"): every result row says which one it ran on."""
+    try:
+        with open('/proc/self/maps') as f:
+            maps = f.read()
+    except OSError:  # not Linux
+        return 'system'
+    for name in ('tcmalloc', 'jemalloc', 'mimalloc'):
+        if f'lib{name}' in maps:
+            return name + (' (MALLOC_CONF)' if name == 'jemalloc' and os.environ.get('MALLOC_CONF') else '')
+    return 'glibc (GLIBC_TUNABLES)' if 'glibc.malloc' in os.environ.get('GLIBC_TUNABLES', '') else 'glibc'
+
+
 @contextmanager
 def _env(**values: str):
     """Environment variables set for the duration of the block, restored after."""
@@ -332,7 +347,8 @@ class Bench:
         self.result = dict(model=entry, param_count=round(self.param_count / 1e6, 2), batch_size=args.batch_size,
                            img_size=size, device=args.device, amp=amp_dtype, model_dtype=model_dtype or 'float32',
                            torchcompile=self.torchcompile or '', triton_mix=int(self.triton_mix),
-                           compile_memory_budget='' if self.memory_budget is None else self.memory_budget)
+                           compile_memory_budget='' if self.memory_budget is None else self.memory_budget,
+                           malloc=memory_allocator())
         self.infer_times: List[float] = []
         self.train_times: List[float] = []
         self.infer_cpu_times: List[float] = []
@@ -461,7 +477,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     cpu = f', CPU {torch.backends.cpu.get_cpu_capability()}' if args.device == 'cpu' else ''
     _logger.info(f'torch {torch.__version__}, timm {timm.__version__}, device {args.device}{cpu}, '
-                 f'threads {torch.get_num_threads()}, batch {args.batch_size}')
+                 f'threads {torch.get_num_threads()}, batch {args.batch_size}, malloc {memory_allocator()}')
     if args.device == 'cpu' and args.amp and not cpu_has_native_bf16():
         # measured as asked (the benchmark is where the slowdown shows); train.py / validate.py drop --amp here
         _logger.warning('--amp on a CPU without AVX-512: bfloat16 runs far slower than fp32 here')

@@ -1,6 +1,8 @@
 """benchmark.py: runs on CPU for a tiny model and writes the expected columns; the op counter counts right."""
 import csv
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -94,7 +96,7 @@ def test_benchmark_runs_tiny_models_side_by_side_and_writes_results(tmp_path):
     assert [r['model'] for r in rows] == ['dynamixer_xs', 'dynamixer_xs@fused=False']
     for col in ('param_count', 'gmacs', 'aten_ops', 'copy_ops', 'saved_mib_per_img', 'nongemm_mb_per_img',
                 'infer_nongemm_mb_per_img', 'gemm_gflop_per_img', 'infer_samples_per_sec',
-                'train_samples_per_sec', 'infer_rounds_samples_per_sec', 'batch_size', 'img_size', 'device'):
+                'train_samples_per_sec', 'infer_rounds_samples_per_sec', 'batch_size', 'img_size', 'device', 'malloc'):
         assert col in rows[0], col
     fused, plain = rows
     assert fused['param_count'] == plain['param_count']
@@ -106,6 +108,7 @@ def test_benchmark_runs_tiny_models_side_by_side_and_writes_results(tmp_path):
     # the same GEMMs, and the fused backward recomputes the mixing: a little more, never less
     assert float(plain['gemm_gflop_per_img']) <= float(fused['gemm_gflop_per_img']) < 1.1 * float(plain['gemm_gflop_per_img'])
     assert len(fused['infer_rounds_samples_per_sec'].split()) == 2
+    assert fused['malloc'] == benchmark.memory_allocator()
 
 
 def test_in_chans_sets_the_benchmark_input_channels():
@@ -206,3 +209,20 @@ def test_an_entry_can_opt_into_the_triton_mix_kernel_side_by_side(monkeypatch):
     assert [r['triton_mix'] for r in results] == [1, 0]
     assert True in seen and False in seen
     assert 'DYNAMIXER_TRITON_MIX' not in os.environ  # restored after every step
+
+
+TCMALLOC = '/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4'
+
+
+@pytest.mark.parametrize('env, expected', [
+    ({}, 'glibc'),
+    ({'GLIBC_TUNABLES': 'glibc.malloc.trim_threshold=17179869184'}, 'glibc (GLIBC_TUNABLES)'),
+    pytest.param({'LD_PRELOAD': TCMALLOC}, 'tcmalloc', marks=pytest.mark.skipif(
+        not os.path.exists(TCMALLOC), reason='Debian package libtcmalloc-minimal4 not installed (.ci/run installs it)')),
+])
+def test_results_name_the_malloc_the_process_runs_on(env, expected):
+    base = {k: v for k, v in os.environ.items() if k not in ('LD_PRELOAD', 'GLIBC_TUNABLES', 'MALLOC_CONF')}
+    out = subprocess.run([sys.executable, '-c', 'import benchmark; print(benchmark.memory_allocator())'],
+                         env={**base, **env}, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.strip() == expected
