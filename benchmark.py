@@ -37,6 +37,9 @@ Device-independent proxies (taken on CPU by default at --proxy-batch, the same o
       --bench train or both): the profiler counts and the saved bytes of one forward + backward of the
       compiled model after its warm-up, at -b on --device (a TorchDispatchMode cannot count inside compiled
       graphs): what is left for the dispatcher once inductor runs the fused elementwise work itself.
+Measured with the timings: infer_page_faults_per_img / train_page_faults_per_img, the minor page faults of the
+timed steps per image (median over rounds), and `malloc`, the allocator the process runs on: on a CPU, glibc's
+malloc hands large freed buffers back to the OS, and the first write to each page of the next one faults.
 GMACs: fvcore FlopCountAnalysis at batch 1 with LayerNorm not counted (as the DynaMixer paper / reference
 do); fvcore jit-traces the model, and traced DynaMixer models take their plain path (fvcore cannot see inside
 an autograd Function; the fused path computes the same function).
@@ -271,6 +274,16 @@ def reference_model(variant: str, img_size: int = 224, num_classes: int = 1000) 
     return model
 
 
+def _page_faults() -> int:
+    """Minor page faults of this process so far (-1 where getrusage is missing): a timed step that faults
+    thousands of times per image is paying for fresh pages from its malloc (docs/benchmarks.md, "Session 33")."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return -1
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def memory_allocator() -> str:
     """The malloc this process runs on: 'tcmalloc', 'jemalloc' or 'mimalloc' when one is loaded (LD_PRELOAD),
     else 'glibc'. On a CPU, non-GEMM ops run at memory speed and fresh pages cost page faults, so the allocator
@@ -353,6 +366,7 @@ class Bench:
         self.train_times: List[float] = []
         self.infer_cpu_times: List[float] = []
         self.train_cpu_times: List[float] = []
+        self.page_faults: Dict[str, List[int]] = {'infer': [], 'train': []}
 
     def measure_static(self):
         args = self.args
@@ -408,10 +422,11 @@ class Bench:
         step = self.infer_step if kind == 'inference' else self.train_step
         (self.model.eval() if kind == 'inference' else self.model.train())
         self._sync()
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, f0 = time.perf_counter(), time.process_time(), _page_faults()
         for _ in range(self.args.num_bench_iter):
             step()
         self._sync()
+        self.page_faults[kind[:5]].append(_page_faults() - f0)
         dt = (time.perf_counter() - t0) / self.args.num_bench_iter
         (self.infer_times if kind == 'inference' else self.train_times).append(dt)
         # CPU time of this process (all its threads): less sensitive than wall time to other load on a
@@ -447,6 +462,9 @@ class Bench:
         for kind, times in (('infer', self.infer_cpu_times), ('train', self.train_cpu_times)):
             if times:
                 self.result[f'{kind}_cpu_s_per_img'] = round(statistics.median(times) / B, 3)
+        for kind, faults in self.page_faults.items():
+            if faults and faults[0] >= 0:
+                self.result[f'{kind}_page_faults_per_img'] = round(statistics.median(faults) / self.args.num_bench_iter / B)
         return self.result
 
 

@@ -109,6 +109,7 @@ def test_benchmark_runs_tiny_models_side_by_side_and_writes_results(tmp_path):
     assert float(plain['gemm_gflop_per_img']) <= float(fused['gemm_gflop_per_img']) < 1.1 * float(plain['gemm_gflop_per_img'])
     assert len(fused['infer_rounds_samples_per_sec'].split()) == 2
     assert fused['malloc'] == benchmark.memory_allocator()
+    assert int(fused['infer_page_faults_per_img']) >= 0 and int(fused['train_page_faults_per_img']) >= 0
 
 
 def test_in_chans_sets_the_benchmark_input_channels():
