@@ -1,7 +1,10 @@
-"""Shared fixtures: tiny generated image folders and a helper that runs train.py as a subprocess."""
+"""Shared fixtures: tiny generated image folders and a helper that runs train.py as a subprocess; a check that there
+is scratch disk for the run."""
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -14,6 +17,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the CPU; triton.jit reads this when the kernel is defined, i.e. before dynamixer is first imported
 if not torch.cuda.is_available():
     os.environ.setdefault('TRITON_INTERPRET', '1')
+
+# Scratch space the run needs at any time: the largest test writes a 0.35 GB checkpoint (pytest.ini deletes a passing
+# test's tmp_path when it ends) and inductor's cache grows to about 0.15 GB. Short of it, tests fail by the hundred
+# with errors that do not say why (CI, 2026-12-07), so the run stops first with one line that does.
+MIN_FREE_MB = int(os.environ.get('DYNAMIXER_TEST_MIN_FREE_MB', 512))
+
+
+def free_disk_problem(path: str, need_mb: int = None):
+    """None if `path`'s disk has `need_mb` MB free, else the one-line error that stops the run."""
+    need_mb = MIN_FREE_MB if need_mb is None else need_mb
+    free_mb = shutil.disk_usage(path).free / 2 ** 20
+    if free_mb >= need_mb:
+        return None
+    return (f'only {free_mb:.0f} MB free on the disk of {path}; the tests need about {need_mb} MB of scratch space: '
+            f'free some disk, or point TMPDIR (or pytest --basetemp) at a disk with room')
+
+
+def pytest_sessionstart(session):
+    base = session.config.option.basetemp
+    path = os.path.dirname(os.path.abspath(base)) if base else tempfile.gettempdir()
+    problem = free_disk_problem(path)
+    if problem:
+        pytest.exit(problem, returncode=1)
 
 
 def make_image_folder(root, num_classes=3, per_class=(8, 4), size=32, mode='RGB', seed=0):
