@@ -16,8 +16,8 @@ def test_enough_scratch_disk_is_no_problem(tmp_path):
 
 def test_short_scratch_disk_is_one_line_that_says_what_to_do(monkeypatch):
     monkeypatch.setattr(conftest.shutil, 'disk_usage', lambda path: Usage(10 * 2 ** 30, 10 * 2 ** 30, 300 * 2 ** 20))
-    problem = free_disk_problem('/scratch', need_mb=512)
-    assert problem.startswith('only 300 MB free on the disk of /scratch; the tests need about 512 MB')
+    problem = free_disk_problem('/scratch', need_mb=400)
+    assert problem.startswith('only 300 MB free on the disk of /scratch; the tests need about 400 MB')
     assert 'TMPDIR' in problem and '\n' not in problem
 
 
