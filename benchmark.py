@@ -285,9 +285,10 @@ def _page_faults() -> int:
 
 
 def memory_allocator() -> str:
-    """The malloc this process runs on: 'tcmalloc', 'jemalloc' or 'mimalloc' when one is loaded (LD_PRELOAD),
-    else 'glibc'. On a CPU, non-GEMM ops run at memory speed and fresh pages cost page faults, so the allocator
-    moves img/s (docs/benchmarks.md, "Session 33"): every result row says which one it ran on."""
+    """The malloc this process runs on: 'tcmalloc', 'jemalloc' or 'mimalloc' when one is loaded (LD_PRELOAD;
+    jemalloc with ' (MALLOC_CONF)' when that is set), else 'glibc', with ' (GLIBC_TUNABLES)' when malloc tunables
+    are set. On a CPU, fresh pages from glibc cost page faults, so the allocator moves img/s (docs/benchmarks.md,
+    "Session 33"): every result row says which one it ran on."""
     try:
         with open('/proc/self/maps') as f:
             maps = f.read()
