@@ -64,7 +64,7 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
-from dynamixer.engine import cpu_has_native_bf16
+from dynamixer.engine import cpu_has_native_bf16, memory_allocator
 from dynamixer.ops import compile_layers
 
 _logger = logging.getLogger('benchmark')
@@ -282,22 +282,6 @@ def _page_faults() -> int:
     except ImportError:  # Windows
         return -1
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def memory_allocator() -> str:
-    """The malloc this process runs on: 'tcmalloc', 'jemalloc' or 'mimalloc' when one is loaded (LD_PRELOAD;
-    jemalloc with ' (MALLOC_CONF)' when that is set), else 'glibc', with ' (GLIBC_TUNABLES)' when malloc tunables
-    are set. On a CPU, fresh pages from glibc cost page faults, so the allocator moves img/s (docs/benchmarks.md,
-    "Session 33"): every result row says which one it ran on."""
-    try:
-        with open('/proc/self/maps') as f:
-            maps = f.read()
-    except OSError:  # not Linux
-        return 'system'
-    for name in ('tcmalloc', 'jemalloc', 'mimalloc'):
-        if f'lib{name}' in maps:
-            return name + (' (MALLOC_CONF)' if name == 'jemalloc' and os.environ.get('MALLOC_CONF') else '')
-    return 'glibc (GLIBC_TUNABLES)' if 'glibc.malloc' in os.environ.get('GLIBC_TUNABLES', '') else 'glibc'
 
 
 @contextmanager

@@ -10,6 +10,7 @@ graceful stop (`stop_requested`, set by train.py on SIGTERM) that saves a recove
 """
 import contextlib
 import logging
+import os
 import time
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Optional
@@ -39,6 +40,22 @@ def cpu_has_native_bf16() -> bool:
     except Exception:  # older torch: no capability query, assume the CPU is fine (the user asked for bf16)
         return True
     return bool(caps.get('avx512_bf16') or caps.get('amx_bf16') or caps.get('avx512_f'))
+
+
+def memory_allocator() -> str:
+    """The malloc this process runs on: 'tcmalloc', 'jemalloc' or 'mimalloc' when one is loaded (LD_PRELOAD;
+    jemalloc with ' (MALLOC_CONF)' when that is set), else 'glibc', with ' (GLIBC_TUNABLES)' when malloc tunables
+    are set. On a CPU, fresh pages from glibc cost page faults, so the allocator moves img/s (docs/benchmarks.md,
+    "Session 33"): benchmark.py writes it in every result row and train.py in its CPU line."""
+    try:
+        with open('/proc/self/maps') as f:
+            maps = f.read()
+    except OSError:  # not Linux
+        return 'system'
+    for name in ('tcmalloc', 'jemalloc', 'mimalloc'):
+        if f'lib{name}' in maps:
+            return name + (' (MALLOC_CONF)' if name == 'jemalloc' and os.environ.get('MALLOC_CONF') else '')
+    return 'glibc (GLIBC_TUNABLES)' if 'glibc.malloc' in os.environ.get('GLIBC_TUNABLES', '') else 'glibc'
 
 
 def cpu_amp_dtype(amp_dtype: Optional[torch.dtype], force: bool = False, flag: str = '--amp') -> Optional[torch.dtype]:

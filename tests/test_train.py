@@ -225,6 +225,14 @@ def test_amp_on_a_cpu_without_avx512_trains_in_fp32_unless_forced(tmp_path, imag
     assert len(_summary(glob.glob(str(tmp_path / '*'))[0])) == 1
 
 
+def test_cpu_run_logs_its_capability_threads_and_malloc(tmp_path, image_folder, capsys):
+    from dynamixer.engine import memory_allocator
+    result = run_in_process([image_folder] + QUICK + ['--epochs', '1', '--output', tmp_path], capsys)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = f'CPU: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, malloc {memory_allocator()}'
+    assert line in result.stderr
+
+
 def test_diverging_run_stops_with_one_line_naming_step_epoch_and_lr(tmp_path, image_folder):
     result = run_train([image_folder] + QUICK + ['--opt', 'sgd', '--lr', '1e30', '--output', tmp_path])
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
