@@ -539,7 +539,7 @@ def main(argv=None):
     from timm.utils import ModelEmaV3, distribute_bn, random_seed
     from dynamixer.checkpoint import CheckpointSaver, find_latest_checkpoint, get_rng_state, resume_checkpoint
     from dynamixer.data import log_skipped_files
-    from dynamixer.engine import TrainingStopped, evaluate, memory_allocator, train_one_epoch
+    from dynamixer.engine import TrainingStopped, cpu_line, evaluate, train_one_epoch
     from dynamixer.model import DynaMixerLayer
     from dynamixer.ops import compile_layers
 
@@ -554,8 +554,7 @@ def main(argv=None):
     else:
         _logger.info(f'Training on a single process on {device}')
     if device.type == 'cpu':
-        _logger.info(f'CPU: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, '
-                     f'malloc {memory_allocator()}')
+        _logger.info(cpu_line())
     if not primary:
         logging.getLogger().setLevel(logging.WARNING)
     random_seed(args.seed, args.rank)

@@ -30,7 +30,7 @@ from timm.utils.log import FormatterNoInfo
 import dynamixer  # noqa: F401  registers dynamixer_* with timm
 from dynamixer.checkpoint import CheckpointError, load_checkpoint_file, load_weights, training_args
 from dynamixer.data import DataError, create_image_dataset, dataset_num_classes, log_skipped_files
-from dynamixer.engine import TrainingError, cpu_amp_dtype, evaluate
+from dynamixer.engine import TrainingError, cpu_amp_dtype, cpu_line, evaluate
 from dynamixer.engine import create_model as engine_create_model
 
 _logger = logging.getLogger('validate')
@@ -121,6 +121,8 @@ def validate(args: argparse.Namespace) -> Dict:
         device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise InputError(f'--device {args.device}: no CUDA device is available; use --device cpu')
+    if device.type == 'cpu':
+        _logger.info(cpu_line())
     model_dtype = getattr(torch, args.model_dtype) if args.model_dtype else None
     if model_dtype is not None and args.amp:
         raise InputError('--model-dtype and --amp: --model-dtype runs the model in that dtype, --amp autocasts it '

@@ -58,6 +58,18 @@ def memory_allocator() -> str:
     return 'glibc (GLIBC_TUNABLES)' if 'glibc.malloc' in os.environ.get('GLIBC_TUNABLES', '') else 'glibc'
 
 
+def cpu_line() -> str:
+    """The one line train.py and validate.py log on a CPU: capability, threads, malloc, and on plain glibc what to try.
+
+    Under glibc every large fresh buffer page-faults on first write; tcmalloc ran bf16 inference of dynamixer_s 27-33%
+    faster in a process that runs one model (docs/benchmarks.md, "Session 33").
+    """
+    malloc = memory_allocator()
+    hint = ('; tcmalloc (LD_PRELOAD) or higher GLIBC_TUNABLES malloc thresholds run 224 px models up to a third '
+            'faster: README, "Speed"') if malloc == 'glibc' else ''
+    return f'CPU: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, malloc {malloc}{hint}'
+
+
 def cpu_amp_dtype(amp_dtype: Optional[torch.dtype], force: bool = False, flag: str = '--amp') -> Optional[torch.dtype]:
     """The autocast dtype to use on the CPU for a requested one: None (fp32) where bf16 would crawl.
 

@@ -231,6 +231,8 @@ def test_cpu_run_logs_its_capability_threads_and_malloc(tmp_path, image_folder, 
     assert result.returncode == 0, result.stderr[-2000:]
     line = f'CPU: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, malloc {memory_allocator()}'
     assert line in result.stderr
+    # on plain glibc the line says what to try
+    assert ('tcmalloc (LD_PRELOAD) or higher GLIBC_TUNABLES' in result.stderr) is (memory_allocator() == 'glibc')
 
 
 def test_diverging_run_stops_with_one_line_naming_step_epoch_and_lr(tmp_path, image_folder):

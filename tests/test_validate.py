@@ -112,6 +112,15 @@ def test_validate_image_folder_top1_equals_direct_computation(folder, checkpoint
     assert f"Acc@1 {results['top1']:.3f}" in out
 
 
+def test_validate_on_a_cpu_logs_its_capability_threads_and_malloc(folder, checkpoint, capsys):
+    from dynamixer.engine import cpu_line
+    root, _, _ = folder
+    rc, _, err = _run_main([root, '--model', 'dynamixer_xs', '--img-size', IMG, '--num-classes', NUM_CLASSES,
+                            '--checkpoint', checkpoint, '-b', 8, '-j', 0, '--device', 'cpu'], capsys)
+    assert rc == 0, err
+    assert cpu_line() in err and cpu_line().startswith(f'CPU: {torch.backends.cpu.get_cpu_capability()}, ')
+
+
 def test_validate_tta_hflip_averages_the_logits_of_each_image_and_its_mirror(folder, checkpoint, tmp_path, capsys):
     root, pixels, labels = folder
     rc, _, err = _run_main([root, '--model', 'dynamixer_xs', '--img-size', IMG, '--num-classes', NUM_CLASSES,
