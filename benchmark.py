@@ -57,6 +57,11 @@ from collections import Counter
 from contextlib import contextmanager, nullcontext
 from typing import Dict, List, Tuple
 
+try:
+    import resource  # minor page faults (getrusage); not on Windows
+except ImportError:
+    resource = None
+
 import torch
 import torch.nn as nn
 import timm
@@ -277,11 +282,7 @@ def reference_model(variant: str, img_size: int = 224, num_classes: int = 1000) 
 def _page_faults() -> int:
     """Minor page faults of this process so far (-1 where getrusage is missing): a timed step that faults
     thousands of times per image is paying for fresh pages from its malloc (docs/benchmarks.md, "Session 33")."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return -1
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else -1
 
 
 @contextmanager
